@@ -1,0 +1,49 @@
+# One command each; the first use creates .venv and installs the pinned dependencies.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+SCALE   ?= auto
+SEEDS   ?=
+ARGS    ?=
+
+.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist analyze clean-runs
+
+help:
+	@echo "make test            run the whole test suite (creates .venv on first use)"
+	@echo "make test-fast       skip the slower end-to-end tests"
+	@echo "make reproduce-ptb   PTB batch-size sweep + table + plots (SCALE=smoke|cpu|paper, default: paper on CUDA, else cpu)"
+	@echo "make reproduce-mnist MNIST batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
+	@echo "make lint / format   ruff"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --upgrade --quiet pip
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow" $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+reproduce-ptb: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --task ptb --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+reproduce-mnist: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+clean-runs:
+	rm -rf outputs multirun runs
