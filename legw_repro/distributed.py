@@ -1,0 +1,88 @@
+"""Process-group set-up and the rank helpers the trainer needs.
+
+One code path for every case: a single process (CPU or one GPU) is simply world_size == 1, and
+`torchrun` (any number of GPUs or nodes) sets RANK / WORLD_SIZE / LOCAL_RANK, which we read.
+Backend: NCCL on CUDA, gloo on CPU.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(pref: str, local_rank: int = 0) -> torch.device:
+    if pref == "auto":
+        pref = "cuda" if torch.cuda.is_available() else "cpu"
+    if pref == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(pref)
+
+
+def setup(device_pref: str = "auto") -> DistInfo:
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_pref, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def teardown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def rank_slices(global_batch: int, rank: int, world_size: int, accum_steps: int) -> list[slice]:
+    """This rank's micro-batch slices of a global batch: rank r owns the r-th contiguous block,
+    cut into `accum_steps` equal pieces. Raises if the batch does not divide."""
+    parts = world_size * accum_steps
+    if global_batch % parts:
+        raise ValueError(
+            f"batch_size={global_batch} is not divisible by world_size*accum_steps="
+            f"{world_size}*{accum_steps}={parts}; choose a batch_size that is a multiple of {parts}"
+        )
+    micro = global_batch // parts
+    start = rank * accum_steps * micro
+    return [slice(start + i * micro, start + (i + 1) * micro) for i in range(accum_steps)]
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def all_gather_object(obj: object, world_size: int) -> list[object]:
+    if world_size == 1:
+        return [obj]
+    out: list[object] = [None] * world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()

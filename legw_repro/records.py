@@ -1,0 +1,162 @@
+"""The run record: the files every run leaves behind (see docs/run-record.md, contract v1).
+
+Only rank 0 writes. Every file that is replaced (summary.json, checkpoints) is written to a
+temporary file and renamed, so a crash never leaves a half-written one; metrics.jsonl is
+append-only and, on resume, cut back to the checkpoint's step so no row is duplicated.
+The same rows go to Weights & Biases when it is enabled; nothing here needs a network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+RECORD_VERSION = 1
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    p = Path(run_dir) / "summary.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    """auto: WANDB_MODE if set, else online with an API key, else offline (never needs a network)."""
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env:
+        return env
+    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+
+
+class RunRecord:
+    def __init__(self, run_dir: Path, cfg: DictConfig, *, enabled: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self.enabled = enabled
+        self._metrics = None
+        self._wandb = None
+        if enabled:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    # -- files ------------------------------------------------------------------------------
+    def write_config(self) -> None:
+        if self.enabled:
+            atomic_write_text(
+                self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True)
+            )
+
+    def open_metrics(self, truncate_after_step: int | None = None) -> None:
+        """Open metrics.jsonl for appending; on resume drop rows past the checkpoint's step
+        (and a half-written last line from a kill)."""
+        if not self.enabled:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        if truncate_after_step is None:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("step", 0) <= truncate_after_step:
+                    kept.append(line)
+            atomic_write_text(path, "".join(k + "\n" for k in kept))
+        self._metrics = path.open("a", buffering=1 << 16)
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self._metrics.write(json.dumps(row) + "\n")
+        if self._wandb is not None:
+            prefix = "train" if row.get("kind") == "train" else row.get("split", "eval")
+            self._wandb.log(
+                {f"{prefix}/{k}": v for k, v in row.items() if k not in ("kind", "split", "step")},
+                step=row["step"],
+            )
+
+    def flush(self) -> None:
+        if self._metrics is not None:
+            self._metrics.flush()
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.flush()
+        atomic_write_text(
+            self.run_dir / "summary.json",
+            json.dumps({"record_version": RECORD_VERSION, **summary}, indent=2) + "\n",
+        )
+        if self._wandb is not None and summary.get("status") != "running":
+            self._wandb.summary.update(
+                {k: v for k, v in summary.items() if not isinstance(v, dict)}
+                | {f"final/{k}": v for k, v in (summary.get("final") or {}).items()}
+            )
+
+    # -- Weights & Biases -------------------------------------------------------------------
+    def start_wandb(self, tags: dict[str, Any]) -> None:
+        """Mirror this run to W&B: grouped by sweep, tagged with task/policy/batch/k/seed."""
+        if not self.enabled:
+            return
+        wcfg = self.cfg.wandb
+        mode = resolve_wandb_mode(str(wcfg.mode))
+        if mode == "disabled":
+            return
+        import wandb  # imported lazily: it is slow to import and optional at run time
+
+        self._wandb = wandb.init(
+            project=wcfg.project,
+            entity=wcfg.entity,
+            group=wcfg.group or f"{tags['task']}-{tags['scale']}",
+            name=f"{tags['task']}-{tags['policy']}-b{tags['batch_size']}-s{tags['seed']}",
+            tags=[f"{k}={v}" for k, v in tags.items()] + list(wcfg.tags or []),
+            config=OmegaConf.to_container(self.cfg, resolve=True),
+            dir=str(self.run_dir),
+            mode=mode,
+            id=str(wcfg.run_id) if wcfg.get("run_id") else None,
+            resume="allow",
+            reinit=True,
+        )
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None

@@ -1,0 +1,363 @@
+"""The training loop, readable top to bottom.
+
+One code path for a CPU laptop, one GPU, and torchrun DDP over many GPUs and nodes. What it does
+every optimizer step: the task's micro-batches for this rank -> forward/backward (DDP averages
+gradients across ranks on the last micro-batch) -> clip -> optimizer step -> LEGW schedule step
+-> one metrics row. At every epoch end: evaluate on the validation split and checkpoint; also
+checkpoint every `checkpoint_every_min` minutes. A NaN/inf loss, or a loss far above where it
+started, stops the run with status "diverged" instead of crashing a sweep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from legw_repro import distributed
+from legw_repro.distributed import DistInfo
+from legw_repro.records import RunRecord
+from legw_repro.schedule import LEGWScheduler, schedule_summary
+from legw_repro.tasks.base import Task
+
+
+def schedule_kwargs(cfg: DictConfig) -> dict[str, Any]:
+    """The LEGW schedule's arguments from the composed config (policy x task recipe)."""
+    opt = cfg.task[cfg.policy.optimizer]
+    sched = cfg.task.schedule
+    return dict(
+        base_lr=float(opt.base_lr),
+        base_batch_size=int(cfg.task.base_batch_size),
+        batch_size=int(cfg.batch_size),
+        warmup_epochs=float(sched.warmup_epochs),
+        epochs=float(cfg.epochs),
+        rule=str(cfg.policy.rule),
+        warmup=str(cfg.policy.warmup),
+        decay=str(sched.decay),
+        **dict(sched.get(str(sched.decay)) or {}),
+    )
+
+
+def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
+    name = str(cfg.policy.optimizer)
+    opt = cfg.task[name]
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=float(opt.base_lr),
+            momentum=float(opt.get("momentum", 0.0)),
+            weight_decay=float(opt.get("weight_decay", 0.0)),
+        )
+    if name == "adam":
+        return torch.optim.Adam(
+            params,
+            lr=float(opt.base_lr),
+            betas=tuple(opt.get("betas", (0.9, 0.999))),
+            eps=float(opt.get("eps", 1e-8)),
+            weight_decay=float(opt.get("weight_decay", 0.0)),
+        )
+    raise ValueError(f"policy.optimizer={name!r} is unknown; choose 'sgd' or 'adam'")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to(o, device) for o in obj)
+    return obj
+
+
+@dataclass
+class LoopState:
+    """Everything besides model/optimizer/scheduler that a resumed run needs."""
+
+    step: int = 0
+    initial_loss: float | None = None
+    best_metric: float | None = None
+    last_eval: dict[str, float] = field(default_factory=dict)
+    wall_time: float = 0.0  # training seconds accumulated over all attempts
+    train_time: float = 0.0  # seconds inside optimizer steps (for throughput)
+    recent: list[float] = field(default_factory=list)
+
+
+class Trainer:
+    def __init__(self, cfg: DictConfig, task: Task, dist: DistInfo, record: RunRecord) -> None:
+        self.cfg = cfg
+        self.task = task
+        self.dist = dist
+        self.record = record
+        self.device = dist.device
+
+        seed_everything(int(cfg.seed))
+        self.model = task.build_model().to(self.device)
+        self.net: nn.Module = (
+            DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if dist.distributed
+            else self.model
+        )
+        self.optimizer = build_optimizer(cfg, self.model)
+        self.spe = task.steps_per_epoch
+        self.sched_kwargs = schedule_kwargs(cfg)
+        self.scheduler = LEGWScheduler(self.optimizer, self.spe, **self.sched_kwargs)
+        self.total_steps = max(1, round(float(cfg.epochs) * self.spe))
+        self.clip = float(cfg.task[cfg.policy.optimizer].get("clip") or 0.0)
+        self.state = LoopState()
+        self.carry: list[Any] | None = None
+        self.autocast = (
+            torch.autocast("cuda", dtype=torch.bfloat16)
+            if cfg.precision == "bf16" and self.device.type == "cuda"
+            else contextlib.nullcontext()
+        )
+
+    # -- checkpoints ------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Collective: every rank contributes its carry and RNG; rank 0 writes one file."""
+        per_rank = distributed.all_gather_object(
+            {"carry": _to(self.carry, torch.device("cpu")), "rng": _rng_state()},
+            self.dist.world_size,
+        )
+        if not self.dist.is_main or not self.record.enabled:
+            return
+        path = self.record.checkpoint_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        torch.save(
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "loop": self.state.__dict__,
+                "per_rank": per_rank,
+                "world_size": self.dist.world_size,
+            },
+            tmp,
+        )
+        tmp.replace(path)
+        self.record.flush()
+
+    def load_checkpoint(self) -> bool:
+        path = self.record.checkpoint_path
+        if not path.is_file():
+            return False
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        if ckpt["world_size"] != self.dist.world_size:
+            raise ValueError(
+                f"checkpoint {path} was written with world_size={ckpt['world_size']} but this run "
+                f"has {self.dist.world_size}; resume with the same number of processes"
+            )
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.state = LoopState(**ckpt["loop"])
+        mine = ckpt["per_rank"][self.dist.rank]
+        self.carry = _to(mine["carry"], self.device)
+        _set_rng_state(mine["rng"])
+        return True
+
+    # -- the loop ---------------------------------------------------------------------------
+    def train_step(self, micro_batches: list[Any]) -> torch.Tensor:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss_sum = torch.zeros((), device=self.device)
+        n = len(micro_batches)
+        for i, mb in enumerate(micro_batches):
+            # DDP all-reduces gradients only on the last micro-batch
+            sync = self.dist.distributed and i < n - 1
+            with self.net.no_sync() if sync else contextlib.nullcontext(), self.autocast:
+                loss, self.carry[i] = self.task.loss(self.net, mb, self.carry[i])
+            (loss / n).backward()
+            loss_sum += loss.detach()
+        if self.clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        # the global-batch mean loss, identical on every rank (so they agree on divergence)
+        return distributed.all_reduce_sum(loss_sum / n) / self.dist.world_size
+
+    def evaluate(self, split: str) -> dict[str, float]:
+        with self.autocast:
+            result = self.task.evaluate(self.model, split)
+        metric = self.task.metric
+        st = self.state
+        self.record.log(
+            {
+                "kind": "eval",
+                "step": st.step,
+                "epoch": st.step / self.spe,
+                "split": split,
+                "time": round(st.wall_time, 3),
+                **result,
+            }
+        )
+        if split == "valid":
+            st.last_eval = result
+            better = (lambda a, b: a > b) if self.task.higher_is_better else (lambda a, b: a < b)
+            if st.best_metric is None or better(result[metric], st.best_metric):
+                st.best_metric = result[metric]
+        return result
+
+    def diverged(self, loss: float) -> str | None:
+        st = self.state
+        if not math.isfinite(loss):
+            return f"loss is {loss} at step {st.step}"
+        if st.initial_loss is None:
+            st.initial_loss = loss
+        st.recent = (st.recent + [loss])[-20:]
+        mean = sum(st.recent) / len(st.recent)
+        limit = float(self.cfg.diverge_factor) * st.initial_loss
+        if len(st.recent) == 20 and mean > limit:
+            return (
+                f"mean loss of the last 20 steps {mean:.3g} exceeds diverge_factor x initial loss "
+                f"= {limit:.3g} at step {st.step}"
+            )
+        return None
+
+    def fit(self, resume: bool) -> dict[str, Any]:
+        cfg, st, spe = self.cfg, self.state, self.spe
+        resumed = resume and self.load_checkpoint()
+        st = self.state
+        self.record.open_metrics(truncate_after_step=st.step if resumed else None)
+        status, reason = "completed", None
+        every_s = float(cfg.checkpoint_every_min) * 60
+        every_steps = int(cfg.checkpoint_every_steps or 0)
+        eval_every = max(1, round(float(cfg.eval_every_epochs) * spe))
+        crash_at = int(cfg.get("crash_at_step") or 0)  # test hook: simulate a kill
+
+        bar = tqdm(
+            total=self.total_steps,
+            initial=st.step,
+            disable=not (self.dist.is_main and cfg.progress),
+            desc=f"{cfg.task.name} {cfg.policy.name} b={cfg.batch_size}",
+            unit="step",
+            mininterval=2.0,
+            dynamic_ncols=True,
+        )
+        last_ckpt = time.monotonic()
+        t_start = time.monotonic() - st.wall_time
+        self.model.train()
+        while st.step < self.total_steps and status == "completed":
+            epoch = st.step // spe
+            if st.step % spe == 0 or self.carry is None:
+                self.carry = self.task.init_carry(self.model)
+            for micro in self.task.train_batches(epoch, st.step % spe):
+                t0 = time.monotonic()
+                lr = self.optimizer.param_groups[0]["lr"]
+                loss = self.train_step(micro).item()
+                st.step += 1
+                st.train_time += time.monotonic() - t0
+                st.wall_time = time.monotonic() - t_start
+                self.record.log(
+                    {
+                        "kind": "train",
+                        "step": st.step,
+                        "epoch": st.step / spe,
+                        "lr": lr,
+                        "loss": loss,
+                        "time": round(st.wall_time, 3),
+                    }
+                )
+                bar.update(1)
+                if st.step % 10 == 0 or st.step == self.total_steps:
+                    rate = st.step * self.task.items_per_step / max(st.train_time, 1e-9)
+                    bar.set_postfix(
+                        loss=f"{loss:.3f}",
+                        lr=f"{lr:.3g}",
+                        **{f"{self.task.item_unit}/s": f"{rate:.0f}"},
+                        refresh=False,
+                    )
+                why = self.diverged(loss)
+                if why:
+                    status, reason = "diverged", why
+                    break
+                done = st.step >= self.total_steps
+                if st.step % eval_every == 0 or done:
+                    self.evaluate("valid")
+                    self.model.train()
+                due = (every_steps and st.step % every_steps == 0) or (
+                    every_s > 0 and time.monotonic() - last_ckpt > every_s
+                )
+                # all ranks must agree on a (collective) checkpoint; rank 0's clock decides
+                flag = distributed.all_reduce_sum(
+                    torch.tensor(float(bool(due or st.step % spe == 0 or done)))
+                ).item()
+                if flag > 0:
+                    self.save_checkpoint()
+                    last_ckpt = time.monotonic()
+                if crash_at and st.step == crash_at:
+                    self.record.flush()
+                    os._exit(17)
+                if done:
+                    break
+        bar.close()
+        st.wall_time = time.monotonic() - t_start
+        final = self.final_metrics(status)
+        return {"status": status, "reason": reason, "final": final}
+
+    def final_metrics(self, status: str) -> dict[str, float]:
+        metric, st = self.task.metric, self.state
+        final: dict[str, float] = {}
+        if status == "completed":
+            final[f"valid_{metric}"] = st.last_eval.get(metric, float("nan"))
+            test = self.evaluate("test")
+            final[f"test_{metric}"] = test[metric]
+            final["test_loss"] = test["loss"]
+        elif st.last_eval:
+            final[f"valid_{metric}"] = st.last_eval[metric]
+        if st.best_metric is not None:
+            final[f"best_valid_{metric}"] = st.best_metric
+        if st.recent:
+            final["train_loss"] = st.recent[-1]
+        return final
+
+    def summary_fields(self) -> dict[str, Any]:
+        info = schedule_summary(**self.sched_kwargs)
+        return {
+            "peak_lr": info["peak_lr"],
+            "warmup_epochs": info["warmup_epochs"],
+            "k": info["k"],
+            "steps_per_epoch": self.spe,
+            "total_steps": self.total_steps,
+            "steps_done": self.state.step,
+            "epochs_done": self.state.step / self.spe,
+            "wall_time_s": round(self.state.wall_time, 3),
+            "throughput": round(
+                self.state.step * self.task.items_per_step / max(self.state.train_time, 1e-9), 1
+            ),
+            "throughput_unit": f"{self.task.item_unit}/s",
+        }
