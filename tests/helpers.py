@@ -1,0 +1,46 @@
+"""Test helpers: compose configs like the CLI does, and run the CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_cfg(*overrides: str) -> DictConfig:
+    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def run_cli(*args: str, module: str = "legw_repro.train", torchrun: int = 0, timeout: int = 300):
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    if torchrun:
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={torchrun}",
+            "-m",
+            module,
+            *args,
+        ]
+    else:
+        cmd = [sys.executable, "-m", module, *args]
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def read_rows(run_dir: Path, kind: str | None = None) -> list[dict]:
+    rows = [json.loads(x) for x in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [r for r in rows if kind is None or r["kind"] == kind]
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((Path(run_dir) / "summary.json").read_text())

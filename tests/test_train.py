@@ -1,0 +1,168 @@
+"""The trainer and CLI end to end on PTB (smoke scale): run record, exactness of DDP /
+accumulation / resume, divergence, and clear errors for bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from legw_repro.data.download import DataError
+from legw_repro.schedule import learning_rate
+from legw_repro.train import run
+from legw_repro.validate import ConfigError
+from tests.helpers import make_cfg, read_rows, run_cli, summary
+
+# a few dozen steps of the tiny LM on a slice of PTB: seconds per run
+SMALL = [
+    "scale=smoke",
+    "task.max_train_tokens=4000",
+    "task.max_eval_tokens=1000",
+    "batch_size=8",
+    "epochs=1",
+    "wandb.mode=disabled",
+    "progress=false",
+]
+
+
+def _params(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(Path(run_dir) / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
+def _max_diff(a: dict, b: dict) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+@pytest.mark.slow
+def test_cli_smoke_run_record(tmp_path, shared_data_dir):
+    rd = tmp_path / "run"
+    res = run_cli("scale=smoke", f"data_dir={shared_data_dir}", f"hydra.run.dir={rd}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    s = summary(rd)
+    assert s["status"] == "completed" and s["task"] == "ptb" and s["policy"] == "sqrt_legw"
+    for key in ("batch_size", "base_batch_size", "world_size", "seed", "wall_time_s", "throughput"):
+        assert key in s
+    assert s["final"]["test_ppl"] < 10000  # learned something over uniform (10k)
+    cfg = yaml.safe_load((rd / "config.yaml").read_text())
+    assert cfg["task"]["name"] == "ptb" and cfg["batch_size"] == 20
+    train = read_rows(rd, "train")
+    assert len(train) == s["total_steps"]
+    spe = s["steps_per_epoch"]
+    sched = cfg["task"]["schedule"]
+    for row in train:
+        expected = learning_rate(
+            (row["step"] - 1) / spe,
+            base_lr=cfg["task"]["sgd"]["base_lr"],
+            base_batch_size=20,
+            batch_size=20,
+            warmup_epochs=sched["warmup_epochs"],
+            epochs=cfg["epochs"],
+            rule="sqrt",
+            warmup="legw",
+            decay=sched["decay"],
+            **sched[sched["decay"]],
+        )
+        assert row["lr"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        assert row["epoch"] == pytest.approx(row["step"] / spe)
+    evals = read_rows(rd, "eval")
+    assert {r["split"] for r in evals} == {"valid", "test"} and all("ppl" in r for r in evals)
+
+
+def test_accumulation_equals_full_batch(tmp_path, shared_data_dir):
+    a = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}"), tmp_path / "full")
+    b = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}", "accum_steps=4"), tmp_path / "acc")
+    assert a["status"] == b["status"] == "completed"
+    assert _max_diff(_params(tmp_path / "full"), _params(tmp_path / "acc")) < 1e-5
+    la = [r["loss"] for r in read_rows(tmp_path / "full", "train")]
+    lb = [r["loss"] for r in read_rows(tmp_path / "acc", "train")]
+    assert la == pytest.approx(lb, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_equal_one(tmp_path, shared_data_dir):
+    one, two = tmp_path / "one", tmp_path / "two"
+    common = [*SMALL, f"data_dir={shared_data_dir}"]
+    r1 = run_cli(*common, f"hydra.run.dir={one}")
+    assert r1.returncode == 0, r1.stderr[-3000:]
+    r2 = run_cli(*common, f"hydra.run.dir={two}", torchrun=2)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert summary(two)["world_size"] == 2
+    assert _max_diff(_params(one), _params(two)) < 1e-5
+    l1 = [r["loss"] for r in read_rows(one, "train")]
+    l2 = [r["loss"] for r in read_rows(two, "train")]
+    assert l1 == pytest.approx(l2, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_killed_and_resumed_equals_uninterrupted(tmp_path, shared_data_dir):
+    ref, crashed = tmp_path / "ref", tmp_path / "crashed"
+    common = [*SMALL, f"data_dir={shared_data_dir}", "epochs=2", "checkpoint_every_steps=5"]
+    assert run_cli(*common, f"hydra.run.dir={ref}").returncode == 0
+    # hard-exit after step 32: the last checkpoint is at step 30, two steps are lost and redone
+    res = run_cli(*common, f"hydra.run.dir={crashed}", "+crash_at_step=32")
+    assert res.returncode == 17
+    assert summary(crashed)["status"] == "running"
+    res = run_cli(*common, f"hydra.run.dir={crashed}", "resume=true")
+    assert res.returncode == 0, res.stderr[-3000:]
+    a, b = summary(ref), summary(crashed)
+    assert b["status"] == "completed"
+    assert a["final"] == b["final"]
+    assert _max_diff(_params(ref), _params(crashed)) == 0.0
+    steps = [r["step"] for r in read_rows(crashed, "train")]
+    assert steps == list(range(1, a["total_steps"] + 1))  # no duplicated or missing rows
+    # a second resume of a finished run is skipped and changes nothing
+    res = run_cli(*common, f"hydra.run.dir={crashed}", "resume=true")
+    assert res.returncode == 0 and summary(crashed)["finished_at"] == b["finished_at"]
+
+
+def test_divergence_is_recorded_not_raised(tmp_path, shared_data_dir):
+    cfg = make_cfg(*SMALL, f"data_dir={shared_data_dir}", "task.sgd.base_lr=1e4", "task.sgd.clip=0")
+    s = run(cfg, tmp_path / "div")
+    assert s["status"] == "diverged"
+    assert s["reason"]
+    assert summary(tmp_path / "div")["status"] == "diverged"
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("batch_size=0", "batch_size=0"),
+        ("batch_size=-8", "batch_size=-8"),
+        ("accum_steps=3", "accum_steps=3"),
+        ("epochs=0", "epochs=0"),
+        ("task.schedule.warmup_epochs=0.5", "warmup"),
+        ("device=tpu", "device='tpu'"),
+        ("precision=fp8", "precision='fp8'"),
+        ("task.schedule.decay=linear", "decay"),
+        ("task.model.size=huge", "task.model.size"),
+    ],
+)
+def test_bad_values_fail_fast_naming_the_key(tmp_path, shared_data_dir, override, needle):
+    # batch 8 is k=0.4 of base 20: warmup 0.5 x 0.4 = 0.2 epochs < 1 is fine, so use batch 80
+    extra = ["batch_size=80"] if "warmup" in override else []
+    cfg = make_cfg(*SMALL, f"data_dir={shared_data_dir}", *extra, override)
+    with pytest.raises((ConfigError, ValueError)) as e:
+        run(cfg, tmp_path / "bad")
+    assert needle in str(e.value)
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # nothing trained
+
+
+def test_missing_data_names_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("LEGW_OFFLINE", "1")
+    cfg = make_cfg(*SMALL, f"data_dir={tmp_path / 'nowhere'}")
+    with pytest.raises(DataError) as e:
+        run(cfg, tmp_path / "bad")
+    assert str(tmp_path / "nowhere" / "ptb") in str(e.value)
+
+
+@pytest.mark.slow
+def test_cli_errors_exit_2_with_one_line(tmp_path, shared_data_dir):
+    res = run_cli(
+        *SMALL, f"data_dir={shared_data_dir}", "batch_size=0", f"hydra.run.dir={tmp_path}"
+    )
+    assert res.returncode == 2
+    assert "error: batch_size=0 must be a positive integer" in res.stderr
+    res = run_cli(*SMALL, "policy=bogus", f"hydra.run.dir={tmp_path}")
+    assert res.returncode != 0 and "policy" in res.stderr and "sqrt_legw" in res.stderr
