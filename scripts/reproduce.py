@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Run a task's batch-size sweep (policies x batch sizes x seeds), then the analysis.
+
+    python scripts/reproduce.py --task ptb --scale cpu     (what `make reproduce-ptb` runs)
+
+Resumable: every run has a fixed directory, runs/<task>/<scale>/<policy>/b<batch>-s<seed>; a run
+whose summary says completed or diverged is skipped, a killed one resumes from its checkpoint
+(`resume=true`). Each run is its own process, so a crash is recorded and the sweep goes on.
+The grid for each task and scale is in configs/sweep/<task>_<scale>.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+FINISHED = ("completed", "diverged")
+
+
+def load_yaml(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def status_of(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def alias_run(src: Path, dst: Path, policy: dict) -> None:
+    """Record the shared base-batch run under another SGD policy's name."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("config.yaml", "metrics.jsonl"):
+        if (src / name).exists():
+            shutil.copyfile(src / name, dst / name)
+    s = json.loads((src / "summary.json").read_text())
+    s.update(policy=policy["name"], rule=policy["rule"], warmup=policy["warmup"], alias_of=str(src))
+    tmp = dst / "summary.json.tmp"
+    tmp.write_text(json.dumps(s, indent=2) + "\n")
+    tmp.replace(dst / "summary.json")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--scale", default="auto", help="smoke | cpu | paper | auto (paper on CUDA)")
+    ap.add_argument("--seeds", help="comma-separated seeds (default: the sweep file's)")
+    ap.add_argument("--batch-sizes", help="comma-separated global batch sizes")
+    ap.add_argument("--policies", help="comma-separated policies")
+    ap.add_argument("--runs-dir", default="runs", help="root of the run directories")
+    ap.add_argument("--out", help="where the table and plots go (default results/<task>)")
+    ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
+    args = ap.parse_args(argv)
+
+    scale = args.scale
+    if scale == "auto":
+        import torch
+
+        scale = "paper" if torch.cuda.is_available() else "cpu"
+        why = "CUDA is available" if scale == "paper" else "no CUDA device"
+        print(f"==> scale: {scale} ({why}; override with SCALE=smoke|cpu|paper)")
+    else:
+        print(f"==> scale: {scale}")
+    if scale != "paper":
+        print(f"==> NOTE: '{scale}' is a REDUCED-SCALE reproduction; see configs/task_scale/.")
+    sweep_file = REPO / "configs" / "sweep" / f"{args.task}_{scale}.yaml"
+    if not sweep_file.exists():
+        known = sorted(p.stem for p in (REPO / "configs" / "sweep").glob("*.yaml"))
+        print(f"error: no sweep {sweep_file.name}; known: {known}", file=sys.stderr)
+        return 2
+    sweep = load_yaml(sweep_file)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else sweep["seeds"]
+    batches = (
+        [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else sweep["batch_sizes"]
+    )
+    policies = args.policies.split(",") if args.policies else sweep["policies"]
+    base_batch = load_yaml(REPO / "configs" / "task" / f"{args.task}.yaml")["base_batch_size"]
+    pol_cfg = {}
+    for p in policies:
+        f = REPO / "configs" / "policy" / f"{p}.yaml"
+        if not f.exists():
+            print(f"error: unknown policy {p!r} (no {f})", file=sys.stderr)
+            return 2
+        pol_cfg[p] = load_yaml(f)
+
+    root = Path(args.runs_dir) / args.task / scale
+    jobs, aliases = [], []
+    for seed in seeds:
+        for batch in batches:
+            shared = None
+            for p in policies:
+                run_dir = root / p / f"b{batch}-s{seed}"
+                # at k=1 every SGD policy has the same schedule (peak = base_lr, warmup = the
+                # base warmup), so they share one run, recorded under each policy's name
+                if batch == base_batch and pol_cfg[p]["optimizer"] == "sgd":
+                    if shared is None:
+                        shared = run_dir
+                    else:
+                        aliases.append((shared, run_dir, pol_cfg[p]))
+                        continue
+                jobs.append((p, batch, seed, run_dir))
+    todo = [j for j in jobs if status_of(j[3]) not in FINISHED]
+    print(
+        f"==> {args.task}: {len(jobs)} runs ({len(jobs) - len(todo)} already finished), "
+        f"batch sizes {batches}, policies {policies}, seeds {seeds}; run dirs under {root}/"
+    )
+    if args.dry_run:
+        for j in todo:
+            print("   ", *j)
+        return 0
+
+    env = {**os.environ}
+    t0 = time.time()
+    for i, (p, batch, seed, run_dir) in enumerate(jobs, 1):
+        st = status_of(run_dir)
+        tag = f"[{i}/{len(jobs)}] {args.task} {p} batch={batch} seed={seed}"
+        if st in FINISHED:
+            print(f"==> {tag}: already {st}, skipped")
+            continue
+        print(f"==> {tag}: {'resuming' if st else 'starting'} ({time.time() - t0:.0f}s elapsed)")
+        cmd = [
+            sys.executable,
+            "-m",
+            "legw_repro.train",
+            f"task={args.task}",
+            f"scale={scale}",
+            f"policy={p}",
+            f"batch_size={batch}",
+            f"seed={seed}",
+            "resume=true",
+            f"hydra.run.dir={run_dir}",
+            *args.overrides,
+        ]
+        rc = subprocess.call(cmd, cwd=REPO, env=env)
+        print(f"==> {tag}: {status_of(run_dir) or 'no record'} (exit {rc})")
+        if rc == 2:  # a config or data error: the same for every run, stop here
+            return 2
+    for src, dst, pol in aliases:
+        if status_of(src) in FINISHED:
+            alias_run(src, dst, pol)
+    print(f"==> sweep done in {time.time() - t0:.0f}s")
+
+    out = args.out or str(
+        REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
+    )
+    cmd = [sys.executable, "-m", "legw_repro.analyze", str(root), "--out", out, "--task", args.task]
+    print("==> analysis:", " ".join(cmd[1:]))
+    return subprocess.call(cmd, cwd=REPO)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
