@@ -564,10 +564,11 @@ def test_property_legw_warmup_fraction_depends_on_steps_only(k, w0, frac):
 # --------------------------------------------------------------------------- docs
 
 
-def test_docs_example_runs(capsys):
-    text = (REPO / "docs" / "legw.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+def test_readme_example_runs(capsys):
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Using LEGW in your own training loop")[1].split("\n## ")[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     assert len(blocks) == 1
-    exec(compile(blocks[0], "docs/legw.md", "exec"), {"__name__": "__docs__"})
+    exec(compile(blocks[0], "README.md", "exec"), {"__name__": "__docs__"})
     out = capsys.readouterr().out
     assert "'peak_lr': 0.1" in out and "'warmup_epochs': 2.0" in out
