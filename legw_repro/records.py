@@ -8,6 +8,7 @@ The same rows go to Weights & Biases when it is enabled; nothing here needs a ne
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -148,7 +149,11 @@ class RunRecord:
             config=OmegaConf.to_container(self.cfg, resolve=True),
             dir=str(self.run_dir),
             mode=mode,
-            id=str(wcfg.run_id) if wcfg.get("run_id") else None,
+            # a stable id per run directory, so a resumed run continues the same W&B run
+            id=str(
+                wcfg.get("run_id")
+                or hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+            ),
             resume="allow",
             reinit=True,
         )

@@ -166,3 +166,36 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, shared_data_dir):
     assert "error: batch_size=0 must be a positive integer" in res.stderr
     res = run_cli(*SMALL, "policy=bogus", f"hydra.run.dir={tmp_path}")
     assert res.returncode != 0 and "policy" in res.stderr and "sqrt_legw" in res.stderr
+
+
+@pytest.mark.slow
+def test_wandb_offline_mirror_writes_files_and_tags(tmp_path, shared_data_dir, monkeypatch):
+    import wandb
+
+    seen = {}
+    real_init = wandb.init
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return real_init(**kwargs)
+
+    monkeypatch.setattr(wandb, "init", spy)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = make_cfg(*SMALL, f"data_dir={shared_data_dir}", "wandb.mode=offline")
+    s = run(cfg, tmp_path / "run")
+    assert s["status"] == "completed"
+    assert seen["mode"] == "offline" and seen["group"] == "ptb-smoke"
+    assert {"task=ptb", "policy=sqrt_legw", "batch_size=8", "k=0.4", "seed=0"} <= set(seen["tags"])
+    offline = list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+    assert offline and list(offline[0].glob("*.wandb"))
+
+
+def test_wandb_auto_mode_is_offline_without_key(monkeypatch):
+    from legw_repro.records import resolve_wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert resolve_wandb_mode("auto") == "offline"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    assert resolve_wandb_mode("auto") == "online"
+    assert resolve_wandb_mode("disabled") == "disabled"
