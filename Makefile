@@ -5,6 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 SCALE   ?= auto
 SEEDS   ?=
+JOBS    ?= 1
 ARGS    ?=
 
 .PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist analyze clean-runs
@@ -39,10 +40,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 reproduce-ptb: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task ptb --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+	$(BIN)/python scripts/reproduce.py --task ptb --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 reproduce-mnist: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 clean-runs:
 	rm -rf outputs multirun runs

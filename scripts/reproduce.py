@@ -17,7 +17,9 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -59,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--policies", help="comma-separated policies")
     ap.add_argument("--runs-dir", default="runs", help="root of the run directories")
     ap.add_argument("--out", help="where the table and plots go (default results/<task>)")
+    ap.add_argument(
+        "--jobs", type=int, default=1, help="runs side by side (e.g. 2 on a 2-core CPU, 1 per GPU)"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args(argv)
@@ -121,14 +126,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     env = {**os.environ}
+    if args.jobs > 1:
+        # runs side by side share the cores: one thread each instead of oversubscribing them
+        env.setdefault("OMP_NUM_THREADS", "1")
     t0 = time.time()
-    for i, (p, batch, seed, run_dir) in enumerate(jobs, 1):
+    config_error = threading.Event()
+
+    def launch(i: int, p: str, batch: int, seed: int, run_dir: Path) -> None:
         st = status_of(run_dir)
         tag = f"[{i}/{len(jobs)}] {args.task} {p} batch={batch} seed={seed}"
         if st in FINISHED:
-            print(f"==> {tag}: already {st}, skipped")
-            continue
-        print(f"==> {tag}: {'resuming' if st else 'starting'} ({time.time() - t0:.0f}s elapsed)")
+            print(f"==> {tag}: already {st}, skipped", flush=True)
+            return
+        if config_error.is_set():
+            return
+        print(
+            f"==> {tag}: {'resuming' if st else 'starting'} ({time.time() - t0:.0f}s elapsed)",
+            flush=True,
+        )
         cmd = [
             sys.executable,
             "-m",
@@ -142,10 +157,24 @@ def main(argv: list[str] | None = None) -> int:
             f"hydra.run.dir={run_dir}",
             *args.overrides,
         ]
-        rc = subprocess.call(cmd, cwd=REPO, env=env)
-        print(f"==> {tag}: {status_of(run_dir) or 'no record'} (exit {rc})")
+        if args.jobs > 1:  # interleaved progress bars are unreadable: each run logs to a file
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cmd.append("progress=false")
+            with (run_dir / "stdout.log").open("a") as log:
+                rc = subprocess.call(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        else:
+            rc = subprocess.call(cmd, cwd=REPO, env=env)
+        print(
+            f"==> {tag}: {status_of(run_dir) or 'no record'} (exit {rc}, {time.time() - t0:.0f}s elapsed)",
+            flush=True,
+        )
         if rc == 2:  # a config or data error: the same for every run, stop here
-            return 2
+            config_error.set()
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        list(pool.map(lambda a: launch(*a), [(i, *j) for i, j in enumerate(jobs, 1)]))
+    if config_error.is_set():
+        return 2
     for src, dst, pol in aliases:
         if status_of(src) in FINISHED:
             alias_run(src, dst, pol)
