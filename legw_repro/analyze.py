@@ -1,0 +1,340 @@
+"""legw-analyze: tables, report and figures from run records.
+
+    python -m legw_repro.analyze RUNS_DIR [RUNS_DIR...] --out results/<task>
+        [--task ptb] [--target X] [--tolerance T] [--wandb ENTITY/PROJECT]
+        [--upload-wandb [ENTITY/PROJECT]]
+
+Collects every ``summary.json`` under the RUNS_DIRs (and/or the runs of a W&B project), and for
+each task writes ``summary.csv``, ``report.md`` and the figures (PNG + SVG) into the output
+directory, then prints the Markdown results table and the paths written. Input problems (no
+runs found, W&B unreachable, ...) are reported as one line on stderr with exit status 2.
+See docs/analysis.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import netrc
+import os
+import shlex
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from legw_repro.analysis.collect import (
+    AnalysisError,
+    Target,
+    aggregate,
+    aggregate_time_to_target,
+    collect_runs,
+    collect_wandb,
+    default_target,
+    find_summaries,
+    load_all_metrics,
+    time_to_target,
+    wandb_metrics,
+)
+
+PROG = "legw-analyze"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Aggregate LEGW run records into summary.csv, report.md and figures.",
+    )
+    p.add_argument(
+        "runs_dirs",
+        nargs="*",
+        metavar="RUNS_DIR",
+        help="directories searched recursively for run records (summary.json)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output directory (default: results/<task>); with several tasks and no --task, "
+        "one sub-directory per task",
+    )
+    p.add_argument("--task", default=None, help="analyse only this task (ptb, mnist, ...)")
+    p.add_argument(
+        "--target",
+        type=float,
+        default=None,
+        help="time-to-target goal on the validation metric (an accuracy may be given in percent); "
+        "default: the base batch's mean best valid metric under sqrt_legw, relaxed by --tolerance",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=None,
+        help="relaxation of the default target: relative for ppl/bleu (default 0.01 = 1%%), "
+        "absolute for accuracy (default 0.005 = 0.5 points)",
+    )
+    p.add_argument(
+        "--wandb",
+        metavar="ENTITY/PROJECT",
+        default=None,
+        help="also read runs back from this W&B project with the public API (needs to be online)",
+    )
+    p.add_argument(
+        "--upload-wandb",
+        metavar="ENTITY/PROJECT",
+        nargs="?",
+        const="",
+        default=None,
+        help="log the figures and tables to a W&B run named 'analysis' (project: this value, "
+        "else --wandb's, else the runs' wandb.project, else legw-repro); WANDB_MODE=offline "
+        "writes the run files only",
+    )
+    return p
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
+    return f"{PROG}: warning: {message}\n"
+
+
+def analyze_task(
+    runs: pd.DataFrame,
+    task: str,
+    out_dir: Path,
+    *,
+    target_value: float | None = None,
+    tolerance: float | None = None,
+    metrics: dict[str, pd.DataFrame] | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Write summary.csv, the figures and report.md for one task; return what was made:
+    ``{"agg", "target", "tta", "table", "paths"}``."""
+    from legw_repro.analysis.plots import make_figures, policy_styles
+    from legw_repro.analysis.report import results_table, write_report, write_summary_csv
+
+    r = runs[runs["task"] == task].reset_index(drop=True)
+    agg = aggregate(r)
+    paths = [write_summary_csv(agg, out_dir / "summary.csv")]
+    if metrics is None:
+        metrics = load_all_metrics(r)
+    else:
+        metrics = {k: v for k, v in metrics.items() if k in set(r["run_dir"])}
+    have_metrics = any(len(m) for m in metrics.values())
+    target: Target | None = None
+    tta = None
+    if have_metrics:
+        try:
+            target = default_target(r, task, value=target_value, tolerance=tolerance)
+        except AnalysisError as e:
+            warnings.warn(f"{task}: no time-to-target analysis: {e}", stacklevel=2)
+        if target is not None:
+            tta = aggregate_time_to_target(time_to_target(r, target, metrics))
+    elif target_value is not None:
+        warnings.warn(f"{task}: no metrics.jsonl found, --target is unused", stacklevel=2)
+    styles = policy_styles(r["policy"])
+    figures = make_figures(r, out_dir, task, agg=agg, target=target, metrics=metrics, styles=styles)
+    paths += figures
+    paths.append(
+        write_report(
+            r, agg, out_dir, task, target=target, tta=tta, figures=figures, command=command
+        )
+    )
+    return {
+        "agg": agg,
+        "target": target,
+        "tta": tta,
+        "table": results_table(agg, task),
+        "paths": paths,
+    }
+
+
+def _split_project(value: str) -> tuple[str | None, str]:
+    if "/" in value:
+        entity, project = value.split("/", 1)
+        return entity or None, project
+    return None, value
+
+
+_CAPTIONS = {
+    "curves": "validation metric vs epoch, one panel per batch size",
+    "lr_schedules": "learning rate actually applied vs epoch, one panel per batch size",
+    "time_to_target": "optimizer steps and wall time to the validation target; speedup",
+}
+
+
+def _caption(task: str, stem: str) -> str:
+    what = _CAPTIONS.get(stem)
+    if what is None and stem.endswith("_vs_batch"):
+        what = f"final {stem.removesuffix('_vs_batch')} vs batch size (mean ± std over seeds)"
+    return f"{task}: {what or stem}"
+
+
+def _has_wandb_key() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def upload_wandb(
+    results: dict[str, dict[str, Any]],
+    runs: pd.DataFrame,
+    project_path: str,
+) -> str | None:
+    """Log every task's PNG figures (``wandb.Image``) and tables (``wandb.Table``) to one W&B
+    run named "analysis" (job_type "analysis", tags ``analysis``, ``task=<task>``,
+    ``scale=<scale>``). The mode is WANDB_MODE when set, else online with an API key and
+    offline without one. Returns the local run directory (None when W&B is disabled)."""
+    mode = os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
+    if mode == "disabled":
+        print(f"W&B is disabled (WANDB_MODE={mode}); nothing uploaded")
+        return None
+    import wandb  # lazily: slow to import, only needed here
+
+    entity, project = _split_project(project_path)
+    tasks = sorted(results)
+    scales = sorted({str(s) for s in runs[runs["task"].isin(tasks)]["scale"].dropna()})
+    tags = ["analysis", *(f"task={t}" for t in tasks), *(f"scale={s}" for s in scales)]
+    group = f"{tasks[0]}-{scales[0]}" if len(tasks) == 1 and len(scales) == 1 else None
+    config = {
+        "tasks": tasks,
+        "scales": scales,
+        "n_runs": int(runs["task"].isin(tasks).sum()),
+        "targets": {
+            t: (res["target"].label if res["target"] is not None else None)
+            for t, res in results.items()
+        },
+    }
+    run = wandb.init(
+        project=project,
+        entity=entity,
+        name="analysis",
+        job_type="analysis",
+        group=group,
+        tags=tags,
+        config=config,
+        mode=mode,
+    )
+    try:
+        payload: dict[str, Any] = {}
+        for task, res in results.items():
+            for path in res["paths"]:
+                p = Path(path)
+                if p.suffix == ".png":
+                    payload[f"{task}/{p.stem}"] = wandb.Image(
+                        str(p), caption=_caption(task, p.stem)
+                    )
+            agg = res["agg"].astype(object).where(res["agg"].notna(), None)
+            payload[f"{task}/table_summary"] = wandb.Table(dataframe=agg)
+            if res["tta"] is not None:
+                tta = res["tta"].astype(object).where(res["tta"].notna(), None)
+                payload[f"{task}/table_time_to_target"] = wandb.Table(dataframe=tta)
+        run.log(payload)
+        run_dir = str(Path(run.dir).parent)
+    finally:
+        run.finish()
+    if mode == "offline":
+        print(f"W&B offline run written to {run_dir}; upload it with: wandb sync {run_dir}")
+    else:
+        print(f"W&B run: {getattr(run, 'url', None) or run_dir}")
+    return run_dir
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    warnings.formatwarning = _warning_line
+    command = "python -m legw_repro.analyze " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
+    )
+    try:
+        return _run(args, command)
+    except AnalysisError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    if not args.runs_dirs and not args.wandb:
+        raise AnalysisError("give at least one RUNS_DIR or --wandb ENTITY/PROJECT")
+    frames = []
+    metrics: dict[str, pd.DataFrame] = {}
+    if args.runs_dirs:
+        for d in args.runs_dirs:
+            if not Path(d).exists():
+                warnings.warn(f"{d} does not exist", stacklevel=1)
+        if not find_summaries(args.runs_dirs):
+            raise AnalysisError("no summary.json found under " + ", ".join(args.runs_dirs))
+        local = collect_runs(args.runs_dirs)
+        frames.append(local)
+    if args.wandb:
+        remote = collect_wandb(args.wandb)
+        if remote.empty:
+            raise AnalysisError(f"no runs in W&B project {args.wandb}")
+        try:
+            metrics.update(wandb_metrics(args.wandb, remote))
+        except AnalysisError as e:
+            warnings.warn(f"{e}; drawing the summary figures only", stacklevel=1)
+        frames.append(remote)
+    runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else None
+    if runs is None or runs.empty:
+        raise AnalysisError("no readable run records found")
+    tasks = sorted(runs["task"].dropna().unique().tolist())
+    if args.task is not None:
+        if args.task not in tasks:
+            raise AnalysisError(f"no runs of task {args.task!r}; tasks found: {', '.join(tasks)}")
+        tasks = [args.task]
+    if args.target is not None and len(tasks) > 1:
+        raise AnalysisError(
+            f"--target needs a single task; pass --task (found: {', '.join(tasks)})"
+        )
+    if args.out is None:
+        outs = {t: Path("results") / t for t in tasks}
+    elif len(tasks) == 1:
+        outs = {tasks[0]: Path(args.out)}
+    else:
+        outs = {t: Path(args.out) / t for t in tasks}
+
+    metrics.update(load_all_metrics(runs))  # the local runs' metrics.jsonl
+    results = {}
+    for task in tasks:
+        res = analyze_task(
+            runs,
+            task,
+            outs[task],
+            target_value=args.target,
+            tolerance=args.tolerance,
+            metrics=metrics,
+            command=command,
+        )
+        results[task] = res
+        agg = res["agg"]
+        metric = agg["metric"].dropna().iloc[0]
+        split = agg["split"].dropna().iloc[0]
+        print(f"## {task}: final {split} {metric} (mean ± std over seeds)\n")
+        print(res["table"])
+        if res["target"] is not None:
+            print(f"\ntime-to-target goal: {res['target'].label} ({res['target'].description})")
+        print("\nwrote:")
+        for p in res["paths"]:
+            print(f"  {p}")
+        print()
+    if args.upload_wandb is not None:
+        project = args.upload_wandb or args.wandb or _project_from_runs(runs) or "legw-repro"
+        upload_wandb(results, runs, project)
+    return 0
+
+
+def _project_from_runs(runs: pd.DataFrame) -> str | None:
+    if "wandb_project" not in runs.columns:
+        return None
+    projects = runs["wandb_project"].dropna().unique().tolist()
+    if not projects:
+        return None
+    entities = runs["wandb_entity"].dropna().unique().tolist() if "wandb_entity" in runs else []
+    return f"{entities[0]}/{projects[0]}" if entities else str(projects[0])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
