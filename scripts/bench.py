@@ -107,7 +107,10 @@ def main() -> None:
     for r in range(args.repeats):
         bare.append(bare_loop(args, corpus))
         trainer.append(trainer_loop(args, corpus))
-        print(f"repeat {r + 1}: bare {bare[-1]:.0f} tok/s, trainer {trainer[-1]:.0f} tok/s", flush=True)
+        print(
+            f"repeat {r + 1}: bare {bare[-1]:.0f} tok/s, trainer {trainer[-1]:.0f} tok/s",
+            flush=True,
+        )
     b, t = statistics.median(bare), statistics.median(trainer)
     print(
         f"PTB LM size={args.size} hidden={args.hidden or SIZES[args.size].hidden} "
