@@ -8,13 +8,14 @@ SEEDS   ?=
 JOBS    ?= 1
 ARGS    ?=
 
-.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist analyze clean-runs
+.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist analyze-ptb analyze-mnist clean-runs
 
 help:
 	@echo "make test            run the whole test suite (creates .venv on first use)"
 	@echo "make test-fast       skip the slower end-to-end tests"
 	@echo "make reproduce-ptb   PTB batch-size sweep + table + plots (SCALE=smoke|cpu|paper, default: paper on CUDA, else cpu)"
 	@echo "make reproduce-mnist MNIST batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
+	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records"
 	@echo "make lint / format   ruff"
 
 venv: $(STAMP)
@@ -44,6 +45,10 @@ reproduce-ptb: $(STAMP)
 
 reproduce-mnist: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
+# regenerate tables and figures from the committed (thinned) run records
+analyze-%: $(STAMP)
+	$(BIN)/python -m legw_repro.analyze results/$*/records --out results/$* --task $*
 
 clean-runs:
 	rm -rf outputs multirun runs

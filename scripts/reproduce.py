@@ -183,7 +183,23 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or str(
         REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
     )
-    cmd = [sys.executable, "-m", "legw_repro.analyze", str(root), "--out", out, "--task", args.task]
+    # compact copies of the records (thinned metrics, no checkpoints) go next to the results,
+    # so the figures can be regenerated from the repository alone (make analyze-<task>)
+    from legw_repro.analysis.archive import export_records
+
+    records = Path(out) / "records"
+    shutil.rmtree(records, ignore_errors=True)
+    export_records(root, records)
+    cmd = [
+        sys.executable,
+        "-m",
+        "legw_repro.analyze",
+        str(records),
+        "--out",
+        out,
+        "--task",
+        args.task,
+    ]
     print("==> analysis:", " ".join(cmd[1:]))
     return subprocess.call(cmd, cwd=REPO)
 
