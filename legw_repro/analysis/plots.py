@@ -652,9 +652,13 @@ def plot_lr_schedules(
                 m = metrics.get(run["run_dir"])
                 if m is None or "lr" not in m.columns:
                     continue
-                tr = m[m["kind"] == "train"][["epoch", "lr"]].dropna()
+                tr = m[m["kind"] == "train"][["step", "epoch", "lr"]].dropna()
                 if tr.empty:
                     continue
+                # a row's epoch is where its step ends; its lr was applied from where it began
+                spe = run.get("steps_per_epoch")
+                if spe and spe == spe:
+                    tr = tr.assign(epoch=(tr["step"] - 1) / float(spe))
                 if len(tr) > max_points:
                     tr = tr.iloc[:: math.ceil(len(tr) / max_points)]
                 max_epoch = max(max_epoch, float(tr["epoch"].max()))
