@@ -199,3 +199,18 @@ def test_wandb_auto_mode_is_offline_without_key(monkeypatch):
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
     assert resolve_wandb_mode("auto") == "online"
     assert resolve_wandb_mode("disabled") == "disabled"
+
+
+@pytest.mark.slow
+def test_hydra_multirun_sweep(tmp_path, shared_data_dir):
+    res = run_cli(
+        "-m",
+        *SMALL,
+        f"data_dir={shared_data_dir}",
+        "policy=sqrt_legw,linear",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    runs = {p.parent.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("summary.json")}
+    assert runs == {"sqrt_legw/b8-s0", "linear/b8-s0"}
+    assert all(summary(tmp_path / r)["status"] == "completed" for r in runs)
