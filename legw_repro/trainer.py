@@ -126,6 +126,9 @@ class Trainer:
         self.device = dist.device
 
         seed_everything(int(cfg.seed))
+        if self.device.type == "cpu":
+            # a diverging run fills the LSTM with denormal floats, which run ~5x slower on a CPU
+            torch.set_flush_denormal(True)
         self.model = task.build_model().to(self.device)
         self.net: nn.Module = (
             DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
