@@ -64,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--jobs", type=int, default=1, help="runs side by side (e.g. 2 on a 2-core CPU, 1 per GPU)"
     )
+    ap.add_argument(
+        "--no-variants", action="store_true", help="only the main grid, not the sweep's variants"
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args(argv)
@@ -114,15 +117,24 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         aliases.append((shared, run_dir, pol_cfg[p]))
                         continue
-                jobs.append((p, batch, seed, run_dir))
+                jobs.append((p, batch, seed, run_dir, []))
+    # variants: extra runs with overrides (e.g. a longer budget, clipping off) in their own
+    # directories and result folders, so they never mix with the main grid's aggregates
+    variants = {} if args.no_variants else (sweep.get("variants") or {})
+    for name, v in variants.items():
+        for seed in v.get("seeds", seeds):
+            for batch in v.get("batch_sizes", batches):
+                for p in v.get("policies", policies):
+                    run_dir = root.with_name(f"{scale}-{name}") / p / f"b{batch}-s{seed}"
+                    jobs.append((p, batch, seed, run_dir, list(v.get("overrides", []))))
     todo = [j for j in jobs if status_of(j[3]) not in FINISHED]
     print(
         f"==> {args.task}: {len(jobs)} runs ({len(jobs) - len(todo)} already finished), "
         f"batch sizes {batches}, policies {policies}, seeds {seeds}; run dirs under {root}/"
     )
     if args.dry_run:
-        for j in todo:
-            print("   ", *j)
+        for p, batch, seed, run_dir, extra in todo:
+            print("   ", p, batch, seed, run_dir, *extra)
         return 0
 
     env = {**os.environ}
@@ -132,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     config_error = threading.Event()
 
-    def launch(i: int, p: str, batch: int, seed: int, run_dir: Path) -> None:
+    def launch(i: int, p: str, batch: int, seed: int, run_dir: Path, extra: list[str]) -> None:
         st = status_of(run_dir)
-        tag = f"[{i}/{len(jobs)}] {args.task} {p} batch={batch} seed={seed}"
+        tag = f"[{i}/{len(jobs)}] {args.task} {p} batch={batch} seed={seed} {' '.join(extra)}"
         if st in FINISHED:
             print(f"==> {tag}: already {st}, skipped", flush=True)
             return
@@ -156,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             "resume=true",
             f"hydra.run.dir={run_dir}",
             *args.overrides,
+            *extra,
         ]
         if args.jobs > 1:  # interleaved progress bars are unreadable: each run logs to a file
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,14 +193,26 @@ def main(argv: list[str] | None = None) -> int:
             alias_run(src, dst, pol)
     print(f"==> sweep done in {time.time() - t0:.0f}s")
 
-    out = args.out or str(
-        REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
+    out = (
+        Path(args.out)
+        if args.out
+        else REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
     )
-    # compact copies of the records (thinned metrics, no checkpoints) go next to the results,
-    # so the figures can be regenerated from the repository alone (make analyze-<task>)
+    rc = analyze(root, out, args.task)
+    for name in variants:
+        rc |= analyze(
+            root.with_name(f"{scale}-{name}"), out.with_name(f"{out.name}-{name}"), args.task
+        )
+    return rc
+
+
+def analyze(root: Path, out: Path, task: str) -> int:
+    """Compact copies of the records (thinned metrics, no checkpoints) next to the results, so
+    the figures can be regenerated from the repository alone (make analyze-<task>), then the
+    analysis over them."""
     from legw_repro.analysis.archive import export_records
 
-    records = Path(out) / "records"
+    records = out / "records"
     shutil.rmtree(records, ignore_errors=True)
     export_records(root, records)
     cmd = [
@@ -196,11 +221,11 @@ def main(argv: list[str] | None = None) -> int:
         "legw_repro.analyze",
         str(records),
         "--out",
-        out,
+        str(out),
         "--task",
-        args.task,
+        task,
     ]
-    print("==> analysis:", " ".join(cmd[1:]))
+    print("==> analysis:", " ".join(cmd[1:]), flush=True)
     return subprocess.call(cmd, cwd=REPO)
 
 

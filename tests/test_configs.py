@@ -28,10 +28,16 @@ def test_policy_configs_match_the_schedule_library(policy_file: Path):
 def test_every_sweep_point_validates(sweep_file: Path):
     task, scale = sweep_file.stem.rsplit("_", 1)
     sweep = yaml.safe_load(sweep_file.read_text())
-    for policy in sweep["policies"]:
-        for batch in sweep["batch_sizes"]:
-            cfg = make_cfg(
-                f"task={task}", f"scale={scale}", f"policy={policy}", f"batch_size={batch}"
-            )
-            validate(cfg)
-            assert cfg.scale.name == scale
+    grids = [sweep, *(sweep.get("variants") or {}).values()]
+    for grid in grids:
+        for policy in grid.get("policies", sweep["policies"]):
+            for batch in grid.get("batch_sizes", sweep["batch_sizes"]):
+                cfg = make_cfg(
+                    f"task={task}",
+                    f"scale={scale}",
+                    f"policy={policy}",
+                    f"batch_size={batch}",
+                    *grid.get("overrides", []),
+                )
+                validate(cfg)
+                assert cfg.scale.name == scale

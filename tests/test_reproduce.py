@@ -51,8 +51,13 @@ def test_smoke_sweep_writes_table_and_plot_and_resumes(tmp_path, shared_data_dir
     assert "sqrt_legw" in csv and "adam" in csv
     assert len(list((out / "records").rglob("summary.json"))) == 6
     assert not list((out / "records").rglob("*.pt"))
+    # the variant: its own run dirs and results, never mixed into the main grid's table
+    noclip = json.loads((runs / "ptb/smoke-noclip/sqrt_legw/b80-s0/summary.json").read_text())
+    assert noclip["status"] in ("completed", "diverged")
+    assert (out.with_name("out-noclip") / "summary.csv").is_file()
+    assert "smoke-noclip" not in (out / "summary.csv").read_text()
     # again: nothing is retrained
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0
-    assert res.stdout.count("already completed, skipped") == 5
+    assert res.stdout.count("already completed, skipped") == 6
     assert "starting" not in res.stdout
