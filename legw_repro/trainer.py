@@ -126,9 +126,6 @@ class Trainer:
         self.device = dist.device
 
         seed_everything(int(cfg.seed))
-        if self.device.type == "cpu":
-            # a diverging run fills the LSTM with denormal floats, which run ~5x slower on a CPU
-            torch.set_flush_denormal(True)
         self.model = task.build_model().to(self.device)
         self.net: nn.Module = (
             DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
@@ -252,6 +249,16 @@ class Trainer:
         return None
 
     def fit(self, resume: bool) -> dict[str, Any]:
+        # a diverging run fills the LSTM with denormal floats, which run ~5x slower on a CPU;
+        # flushing them is process-wide state, so it is undone when training ends
+        flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
+        try:
+            return self._fit(resume)
+        finally:
+            if flush:
+                torch.set_flush_denormal(False)
+
+    def _fit(self, resume: bool) -> dict[str, Any]:
         cfg, st, spe = self.cfg, self.state, self.spe
         resumed = resume and self.load_checkpoint()
         st = self.state
