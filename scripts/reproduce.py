@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--no-variants", action="store_true", help="only the main grid, not the sweep's variants"
     )
+    ap.add_argument(
+        "--no-restore",
+        action="store_true",
+        help="retrain runs even when their finished records are committed under results/",
+    )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args(argv)
@@ -127,6 +132,15 @@ def main(argv: list[str] | None = None) -> int:
                 for p in v.get("policies", policies):
                     run_dir = root.with_name(f"{scale}-{name}") / p / f"b{batch}-s{seed}"
                     jobs.append((p, batch, seed, run_dir, list(v.get("overrides", []))))
+    out = (
+        Path(args.out)
+        if args.out
+        else REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
+    )
+    if not args.no_restore:
+        restored = restore_committed(jobs, root, out, args.task, scale, args.overrides)
+        if restored:
+            print(f"==> restored {restored} finished runs from the committed records in {out}/")
     todo = [j for j in jobs if status_of(j[3]) not in FINISHED]
     print(
         f"==> {args.task}: {len(jobs)} runs ({len(jobs) - len(todo)} already finished), "
@@ -193,17 +207,50 @@ def main(argv: list[str] | None = None) -> int:
             alias_run(src, dst, pol)
     print(f"==> sweep done in {time.time() - t0:.0f}s")
 
-    out = (
-        Path(args.out)
-        if args.out
-        else REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
-    )
     rc = analyze(root, out, args.task)
     for name in variants:
         rc |= analyze(
             root.with_name(f"{scale}-{name}"), out.with_name(f"{out.name}-{name}"), args.task
         )
     return rc
+
+
+def restore_committed(
+    jobs: list, root: Path, out: Path, task: str, scale: str, overrides: list[str]
+) -> int:
+    """A sweep started on another machine (or in an earlier session) goes on where it stopped:
+    finished runs whose compact record is committed under <out>/records (or <out>-<variant>/
+    records) are copied back instead of being trained again -- but only when the record's task
+    recipe and epoch budget equal today's config, so a changed recipe is never mixed in."""
+    import yaml
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    current: dict[tuple, dict] = {}
+    n = 0
+    for _p, _batch, _seed, run_dir, extra in jobs:
+        if status_of(run_dir) is not None:
+            continue
+        rel = run_dir.relative_to(root.parent)  # <scale>[-<variant>]/<policy>/b<B>-s<seed>
+        variant = rel.parts[0][len(scale) :]  # "" or "-<variant>"
+        record = out.with_name(out.name + variant) / "records" / Path(*rel.parts[1:])
+        if status_of(record) not in FINISHED or not (record / "config.yaml").exists():
+            continue
+        key = tuple(extra)
+        if key not in current:
+            with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
+                cfg = compose(
+                    "train", overrides=[f"task={task}", f"scale={scale}", *overrides, *extra]
+                )
+            current[key] = OmegaConf.to_container(cfg, resolve=True)
+        old = yaml.safe_load((record / "config.yaml").read_text())
+        want = current[key]
+        if old.get("task") != want["task"] or old.get("epochs") != want["epochs"]:
+            print(f"==> {record}: committed with another recipe or budget; it will be retrained")
+            continue
+        shutil.copytree(record, run_dir, dirs_exist_ok=True)
+        n += 1
+    return n
 
 
 def analyze(root: Path, out: Path, task: str) -> int:

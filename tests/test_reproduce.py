@@ -4,6 +4,7 @@ resumable (a second invocation skips finished runs), and compact committed recor
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -61,3 +62,16 @@ def test_smoke_sweep_writes_table_and_plot_and_resumes(tmp_path, shared_data_dir
     assert res.returncode == 0
     assert res.stdout.count("already completed, skipped") == 6
     assert "starting" not in res.stdout
+    # a fresh machine (no run dirs) goes on from the committed compact records...
+    shutil.rmtree(runs)
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "restored 6 finished runs" in res.stdout and "starting" not in res.stdout
+    # ...but never restores a record made with another recipe: that run is trained again
+    shutil.rmtree(runs)
+    rec = out / "records" / "adam" / "b80-s0" / "config.yaml"
+    rec.write_text(rec.read_text().replace("max_eval_tokens: 4000", "max_eval_tokens: 3000"))
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "restored 5 finished runs" in res.stdout
+    assert res.stdout.count(": starting") == 1 and "adam batch=80" in res.stdout
