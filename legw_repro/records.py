@@ -155,7 +155,7 @@ class RunRecord:
                 or hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
             ),
             resume="allow",
-            reinit=True,
+            reinit="finish_previous",
         )
 
     def close(self) -> None:
