@@ -44,3 +44,24 @@ def read_rows(run_dir: Path, kind: str | None = None) -> list[dict]:
 
 def summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
+
+
+def scheduled_lr(cfg: dict, step: int, steps_per_epoch: int, *, optimizer: str = "sgd") -> float:
+    """The LR the schedule library gives for optimizer step `step` (1-based, as logged) of a run
+    with the resolved config `cfg` (its config.yaml): the reference the run record is checked
+    against."""
+    from legw_repro.schedule import learning_rate
+
+    sched = cfg["task"]["schedule"]
+    return learning_rate(
+        (step - 1) / steps_per_epoch,
+        base_lr=cfg["task"][optimizer]["base_lr"],
+        base_batch_size=cfg["task"]["base_batch_size"],
+        batch_size=cfg["batch_size"],
+        warmup_epochs=sched["warmup_epochs"],
+        epochs=cfg["epochs"],
+        rule=cfg["policy"]["rule"],
+        warmup=cfg["policy"]["warmup"],
+        decay=sched["decay"],
+        **sched[sched["decay"]],
+    )

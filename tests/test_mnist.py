@@ -11,10 +11,9 @@ import yaml
 
 from legw_repro.distributed import DistInfo
 from legw_repro.models.mnist_lstm import MNISTLSTM
-from legw_repro.schedule import learning_rate
 from legw_repro.tasks.mnist import MNISTTask, epoch_permutation
 from legw_repro.train import run
-from tests.helpers import REPO, make_cfg, read_rows, run_cli, summary
+from tests.helpers import REPO, make_cfg, read_rows, run_cli, scheduled_lr, summary
 
 # one epoch of the real model on 512 training images, 200 validation/test images: ~1 s per run
 SMALL = [
@@ -61,20 +60,8 @@ def test_cli_smoke_run_record(tmp_path, shared_data_dir):
     assert cfg["task"]["name"] == "mnist" and cfg["task"]["max_train_items"] == 2048
     train = read_rows(rd, "train")
     assert len(train) == s["total_steps"]
-    sched = cfg["task"]["schedule"]
     for row in train:
-        expected = learning_rate(
-            (row["step"] - 1) / s["steps_per_epoch"],
-            base_lr=cfg["task"]["sgd"]["base_lr"],
-            base_batch_size=128,
-            batch_size=128,
-            warmup_epochs=sched["warmup_epochs"],
-            epochs=cfg["epochs"],
-            rule="sqrt",
-            warmup="legw",
-            decay=sched["decay"],
-            **sched[sched["decay"]],
-        )
+        expected = scheduled_lr(cfg, row["step"], s["steps_per_epoch"])
         assert row["lr"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
         assert row["loss"] > 0
     evals = read_rows(rd, "eval")

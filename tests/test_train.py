@@ -10,10 +10,9 @@ import torch
 import yaml
 
 from legw_repro.data.download import DataError
-from legw_repro.schedule import learning_rate
 from legw_repro.train import run
 from legw_repro.validate import ConfigError
-from tests.helpers import make_cfg, read_rows, run_cli, summary
+from tests.helpers import make_cfg, read_rows, run_cli, scheduled_lr, summary
 
 # a few dozen steps of the tiny LM on a slice of PTB: seconds per run
 SMALL = [
@@ -50,20 +49,8 @@ def test_cli_smoke_run_record(tmp_path, shared_data_dir):
     train = read_rows(rd, "train")
     assert len(train) == s["total_steps"]
     spe = s["steps_per_epoch"]
-    sched = cfg["task"]["schedule"]
     for row in train:
-        expected = learning_rate(
-            (row["step"] - 1) / spe,
-            base_lr=cfg["task"]["sgd"]["base_lr"],
-            base_batch_size=20,
-            batch_size=20,
-            warmup_epochs=sched["warmup_epochs"],
-            epochs=cfg["epochs"],
-            rule="sqrt",
-            warmup="legw",
-            decay=sched["decay"],
-            **sched[sched["decay"]],
-        )
+        expected = scheduled_lr(cfg, row["step"], spe)
         assert row["lr"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
         assert row["epoch"] == pytest.approx(row["step"] / spe)
     evals = read_rows(rd, "eval")
