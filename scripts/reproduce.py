@@ -85,8 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> scale: {scale} ({why}; override with SCALE=smoke|cpu|paper)")
     else:
         print(f"==> scale: {scale}")
-    if scale != "paper":
+    from legw_repro.scales import is_reduced
+
+    if is_reduced(args.task, scale):
         print(f"==> NOTE: '{scale}' is a REDUCED-SCALE reproduction; see configs/task_scale/.")
+    elif scale != "paper":
+        print(f"==> '{scale}' runs the full {args.task} protocol (configs/task_scale/).")
     sweep_file = REPO / "configs" / "sweep" / f"{args.task}_{scale}.yaml"
     if not sweep_file.exists():
         known = sorted(p.stem for p in (REPO / "configs" / "sweep").glob("*.yaml"))

@@ -528,6 +528,26 @@ def test_policy_colours_are_fixed():
     assert a["alpha"]["color"] not in POLICY_COLORS.values()
 
 
+def test_reduced_label_depends_on_task_and_scale(tmp_path):
+    from legw_repro.analysis.plots import scale_note
+    from legw_repro.scales import is_reduced
+
+    # MNIST on a CPU is the full protocol; PTB on a CPU is shrunk
+    assert is_reduced("mnist", "cpu") is False and is_reduced("ptb", "cpu") is True
+    assert is_reduced("ptb", "paper") is False and is_reduced("mnist", "smoke") is True
+    assert is_reduced("ptb", "no-such-scale") is None
+    assert scale_note("cpu", "mnist") == "" and scale_note("cpu", "ptb") == "(reduced CPU scale)"
+    assert scale_note("cpu") == "(reduced CPU scale)"  # no task: the cautious label
+    assert scale_note("smoke", "mnist").startswith("(smoke-test")
+    # a task_scale file's scale.reduced wins over the scale's own flag
+    (tmp_path / "scale").mkdir()
+    (tmp_path / "task_scale").mkdir()
+    (tmp_path / "scale" / "lap.yaml").write_text("name: lap\nreduced: true\n")
+    assert is_reduced("x", "lap", tmp_path) is True
+    (tmp_path / "task_scale" / "x_lap.yaml").write_text("scale:\n  reduced: false\n")
+    assert is_reduced("x", "lap", tmp_path) is False
+
+
 def test_references():
     assert [r.value for r in references_for("ptb", "ppl")] == [114.5, 82.7, 78.4]
     assert [r.value for r in references_for("ptb", "ppl", "medium")] == [82.7]

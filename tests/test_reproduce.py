@@ -42,6 +42,7 @@ def test_smoke_sweep_writes_table_and_plot_and_resumes(tmp_path, shared_data_dir
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
     assert "REDUCED-SCALE" in res.stdout
+    assert "(smoke-test scale, not a result)" in (out / "report.md").read_text()
     # k=1: linear is the same run as sqrt_legw, trained once and recorded under both names
     alias = json.loads((runs / "ptb/smoke/linear/b20-s0/summary.json").read_text())
     assert alias["policy"] == "linear" and alias["alias_of"].endswith("sqrt_legw/b20-s0")

@@ -46,6 +46,7 @@ from legw_repro.analysis.collect import (  # noqa: E402
     time_to_target,
 )
 from legw_repro.analysis.references import references_for  # noqa: E402
+from legw_repro.scales import is_reduced  # noqa: E402
 
 # One colour and marker per policy, the same in every figure. Unknown policies take the
 # EXTRA_* entries in alphabetical order.
@@ -111,15 +112,19 @@ def _style(styles: Mapping[str, Mapping[str, str]] | None, policy: str) -> Mappi
     return styles[policy]
 
 
-def scale_note(scale: Any) -> str:
-    """Title suffix: '' at paper scale, '(reduced CPU scale)' etc. otherwise."""
+def scale_note(scale: Any, task: str | None = None) -> str:
+    """Title suffix: '' for the full protocol, '(reduced CPU scale)' etc. otherwise. Whether a
+    scale is reduced depends on the task too (MNIST at `cpu` is the full protocol): with ``task``
+    it is looked up in the configs (legw_repro.scales); without, any scale but `paper` is."""
     s = "" if scale is None or (isinstance(scale, float) and math.isnan(scale)) else str(scale)
     if s in ("", "paper"):
         return ""
-    if s == "cpu":
-        return "(reduced CPU scale)"
     if s == "smoke":
         return "(smoke-test scale, not a result)"
+    if task is not None and "," not in s and is_reduced(str(task), s) is False:
+        return ""
+    if s == "cpu":
+        return "(reduced CPU scale)"
     return f"(reduced scale: {s})"
 
 
@@ -135,7 +140,7 @@ def task_title(task: str, model_size: Any = None) -> str:
 
 
 def _title(task: str, what: str, scale: Any, model_size: Any = None) -> str:
-    note = scale_note(scale)
+    note = scale_note(scale, task)
     return f"{task_title(task, model_size)}: {what}" + (f" {note}" if note else "")
 
 

@@ -242,7 +242,7 @@ def write_report(
     base = g["base_batch_size"].dropna()
     counts = r["status"].value_counts()
     status_txt = ", ".join(f"{int(counts[s])} {s}" for s in counts.index)
-    note = scale_note(scale)
+    note = scale_note(scale, task)
     lines = [
         f"# {task_title(task, size)}: LEGW batch-size scaling{(' ' + note) if note else ''}",
         "",
