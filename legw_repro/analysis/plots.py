@@ -204,6 +204,37 @@ def _dodge(i: int, n: int, width: float = 0.05) -> float:
     return 2.0 ** ((i - (n - 1) / 2.0) * width)
 
 
+def _policy_line(
+    ax: Any,
+    batch: np.ndarray,
+    y: np.ndarray,
+    err: np.ndarray | None,
+    i: int,
+    n: int,
+    st: Mapping[str, str],
+    **kw: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw one policy's line (mean ± err when ``err`` is given) over the batch sizes, dodged
+    sideways by its index so that the policies' error bars stay apart; points without a finite
+    value are left out. Returns the dodged x and the mask of points drawn."""
+    x = np.asarray(batch, float) * _dodge(i, n)
+    ok = np.isfinite(y)
+    style = {"color": st["color"], "marker": st["marker"], "ms": 6, "lw": 1.8} | kw
+    if err is None:
+        ax.plot(x[ok], y[ok], **style)
+    else:
+        ax.errorbar(x[ok], y[ok], yerr=err[ok], **({"capsize": 3} | style))
+    return x, ok
+
+
+def _edge_cross(ax: Any, x: float, y_axes: float, color: str, **kw: Any) -> None:
+    """An 'x' at a fixed height in axes coordinates: a point with no value to plot (every seed
+    diverged, or none reached the target) stays visible at the edge instead of vanishing."""
+    tf = transforms.blended_transform_factory(ax.transData, ax.transAxes)
+    style = {"ls": "none", "marker": "x", "ms": 9, "mew": 2.2, "color": color, "clip_on": False}
+    ax.plot([x], [y_axes], transform=tf, **(style | kw))
+
+
 def _first(df: pd.DataFrame, col: str) -> Any:
     if col not in df.columns:
         return None
@@ -326,16 +357,16 @@ def plot_metric_vs_batch(
     for i, p in enumerate(policies):
         st = _style(styles, p)
         d = g[g["policy"] == p].sort_values("batch_size")
-        x = d["batch_size"].to_numpy(float) * _dodge(i, len(policies))
         y = _display(metric, d["mean"])
         err = _display(metric, d["std"].fillna(0.0))
-        ok = np.isfinite(y)
-        ax.errorbar(
-            x[ok],
-            y[ok],
-            yerr=err[ok],
-            color=st["color"],
-            marker=st["marker"],
+        x, ok = _policy_line(
+            ax,
+            d["batch_size"].to_numpy(float),
+            y,
+            err,
+            i,
+            len(policies),
+            st,
             ms=6.5,
             lw=1.9,
             capsize=3.5,
@@ -349,18 +380,7 @@ def plot_metric_vs_batch(
             nd, nr = int(row.get("n_diverged", 0) or 0), int(row.get("n_runs", 0) or 0)
             if not np.isfinite(yi) and nd > 0:
                 any_diverged = True
-                ax.plot(
-                    [xi],
-                    [edge_y],
-                    transform=edge_tf,
-                    ls="none",
-                    marker="x",
-                    ms=11,
-                    mew=2.8,
-                    color=st["color"],
-                    zorder=4,
-                    clip_on=False,
-                )
+                _edge_cross(ax, xi, edge_y, st["color"], ms=11, mew=2.8, zorder=4)
                 ax.annotate(
                     f"{nd}/{nr}",
                     (xi, edge_y),
@@ -515,7 +535,6 @@ def plot_curves(
     any_div = False
     for ax, b in zip(axes, batches, strict=False):
         rb = r[r["batch_size"] == b]
-        edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
         for p in policies:
             st = _style(styles, p)
             curves = []
@@ -532,18 +551,8 @@ def plot_curves(
                     if not np.isfinite(stop) and m is not None and len(m):
                         stop = float(np.nanmax(m["epoch"].to_numpy(float)))
                     if np.isfinite(stop):
-                        ax.plot(
-                            [stop],
-                            [0.955 if not hib else 0.045],
-                            ls="none",
-                            marker="x",
-                            ms=9,
-                            mew=2.4,
-                            color=st["color"],
-                            transform=edge,
-                            clip_on=False,
-                            zorder=4,
-                        )
+                        y_edge = 0.955 if not hib else 0.045
+                        _edge_cross(ax, stop, y_edge, st["color"], mew=2.4, zorder=4)
             if not curves:
                 continue
             wide = pd.concat(curves, axis=1).sort_index()
@@ -772,41 +781,19 @@ def plot_time_to_target(
     )
     any_missing = False
     for ax, (col, scol, div, ylabel) in zip(axes[:2], panels, strict=True):
-        edge = transforms.blended_transform_factory(ax.transData, ax.transAxes)
         yvals: list[float] = []
         for i, p in enumerate(policies):
             st = _style(styles, p)
             d = g[g["policy"] == p].sort_values("batch_size")
-            x = d["batch_size"].to_numpy(float) * _dodge(i, len(policies))
             y = d[col].to_numpy(float) / div
             e = d[scol].fillna(0.0).to_numpy(float) / div
-            ok = np.isfinite(y)
-            ax.errorbar(
-                x[ok],
-                y[ok],
-                yerr=e[ok],
-                color=st["color"],
-                marker=st["marker"],
-                ms=6,
-                lw=1.8,
-                capsize=3,
-            )
+            x, ok = _policy_line(ax, d["batch_size"].to_numpy(float), y, e, i, len(policies), st)
             yvals += list(y[ok] + e[ok]) + list(np.maximum(y[ok] - e[ok], y[ok] / 2))
             for xi, yi, (_, row) in zip(x, y, d.iterrows(), strict=True):
                 nr, nt = int(row["n_reached"]), int(row["n_runs"])
                 if nr == 0:
                     any_missing = True
-                    ax.plot(
-                        [xi],
-                        [0.96 - 0.05 * i],
-                        transform=edge,
-                        ls="none",
-                        marker="x",
-                        ms=9,
-                        mew=2.2,
-                        color=st["color"],
-                        clip_on=False,
-                    )
+                    _edge_cross(ax, xi, 0.96 - 0.05 * i, st["color"])
                 elif nr < nt:
                     ax.annotate(
                         f"{nr}/{nt}",
@@ -854,10 +841,8 @@ def plot_time_to_target(
     for i, p in enumerate(policies):
         st = _style(styles, p)
         d = g[g["policy"] == p].sort_values("batch_size")
-        x = d["batch_size"].to_numpy(float) * _dodge(i, len(policies))
         y = d["speedup_time"].to_numpy(float)
-        ok = np.isfinite(y)
-        ax.plot(x[ok], y[ok], color=st["color"], marker=st["marker"], ms=6, lw=1.8)
+        x, ok = _policy_line(ax, d["batch_size"].to_numpy(float), y, None, i, len(policies), st)
         yvals += list(y[ok])
     ks = g[["batch_size", "k"]].dropna().drop_duplicates("batch_size").sort_values("batch_size")
     if len(ks):
