@@ -47,8 +47,9 @@ reproduce-mnist: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
 # regenerate tables and figures from the committed (thinned) run records
-analyze-%: $(STAMP)
-	$(BIN)/python -m legw_repro.analyze results/$*/records --out results/$* --task $*
+# (a static pattern rule: make skips implicit-rule search for .PHONY targets)
+analyze-ptb analyze-mnist: analyze-%: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
 
 clean-runs:
 	rm -rf outputs multirun runs

@@ -2,7 +2,7 @@
 
     python -m legw_repro.analyze RUNS_DIR [RUNS_DIR...] --out results/<task>
         [--task ptb] [--target X] [--tolerance T] [--wandb ENTITY/PROJECT]
-        [--upload-wandb [ENTITY/PROJECT]]
+        [--upload-wandb [ENTITY/PROJECT]] [--variant NAME=RUNS_DIR ...]
 
 Collects every ``summary.json`` under the RUNS_DIRs (and/or the runs of a W&B project), and for
 each task writes ``summary.csv``, ``report.md`` and the figures (PNG + SVG) into the output
@@ -90,7 +90,27 @@ def build_parser() -> argparse.ArgumentParser:
         "else --wandb's, else the runs' wandb.project, else legw-repro); WANDB_MODE=offline "
         "writes the run files only",
     )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=RUNS_DIR",
+        help="runs of a diagnostic variant (e.g. long=results/mnist-long/records) to set beside "
+        "the main grid at the same batch size: variants.csv, variants.png and a report section",
+    )
     return p
+
+
+def _parse_variants(specs: Sequence[str]) -> dict[str, pd.DataFrame]:
+    variants = {}
+    for spec in specs:
+        name, sep, d = spec.partition("=")
+        if not sep or not name or not d:
+            raise AnalysisError(f"--variant {spec!r}: expected NAME=RUNS_DIR, e.g. long=runs/x")
+        if not find_summaries([d]):
+            raise AnalysisError(f"--variant {spec!r}: no summary.json found under {d}")
+        variants[name] = collect_runs([d])
+    return variants
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:  # noqa: ARG001
@@ -106,6 +126,7 @@ def analyze_task(
     tolerance: float | None = None,
     metrics: dict[str, pd.DataFrame] | None = None,
     command: str | None = None,
+    variants: dict[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Write summary.csv, the figures and report.md for one task; return what was made:
     ``{"agg", "target", "tta", "table", "paths"}``."""
@@ -134,9 +155,24 @@ def analyze_task(
     styles = policy_styles(r["policy"])
     figures = make_figures(r, out_dir, task, agg=agg, target=target, metrics=metrics, styles=styles)
     paths += figures
+    sections = []
+    if variants:
+        from legw_repro.analysis.variants import write_variants
+
+        section, vpaths = write_variants(r, variants, out_dir, task)
+        sections.append(section)
+        paths += vpaths
     paths.append(
         write_report(
-            r, agg, out_dir, task, target=target, tta=tta, figures=figures, command=command
+            r,
+            agg,
+            out_dir,
+            task,
+            target=target,
+            tta=tta,
+            figures=figures,
+            command=command,
+            sections=sections,
         )
     )
     return {
@@ -289,6 +325,11 @@ def _run(args: argparse.Namespace, command: str) -> int:
         raise AnalysisError(
             f"--target needs a single task; pass --task (found: {', '.join(tasks)})"
         )
+    variants = _parse_variants(args.variant)
+    if variants and len(tasks) > 1:
+        raise AnalysisError(
+            f"--variant needs a single task; pass --task (found: {', '.join(tasks)})"
+        )
     if args.out is None:
         outs = {t: Path("results") / t for t in tasks}
     elif len(tasks) == 1:
@@ -307,6 +348,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
             tolerance=args.tolerance,
             metrics=metrics,
             command=command,
+            variants=variants,
         )
         results[task] = res
         agg = res["agg"]

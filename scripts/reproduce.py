@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         help="retrain runs even when their finished records are committed under results/",
     )
     ap.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    ap.add_argument(
+        "--analyze-only",
+        action="store_true",
+        help="no training: tables and figures again from the committed records under "
+        "results/<task>/records (and the sweep's variants', results/<task>-<variant>/records)",
+    )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args(argv)
 
@@ -141,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.out
         else REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
     )
+    variant_records = {name: out.with_name(f"{out.name}-{name}") / "records" for name in variants}
+    if args.analyze_only:
+        if not (out / "records").is_dir():
+            print(f"error: no committed records in {out / 'records'}", file=sys.stderr)
+            return 2
+        return run_analysis(out / "records", out, args.task, variant_records)
     if not args.no_restore:
         restored = restore_committed(jobs, root, out, args.task, scale, args.overrides)
         if restored:
@@ -211,11 +223,11 @@ def main(argv: list[str] | None = None) -> int:
             alias_run(src, dst, pol)
     print(f"==> sweep done in {time.time() - t0:.0f}s")
 
-    rc = analyze(root, out, args.task)
-    for name in variants:
-        rc |= analyze(
-            root.with_name(f"{scale}-{name}"), out.with_name(f"{out.name}-{name}"), args.task
-        )
+    rc = 0
+    for name, records in variant_records.items():
+        rc |= analyze(root.with_name(f"{scale}-{name}"), records.parent, args.task)
+    # the main report sets the variants beside the main grid at the largest batch
+    rc |= analyze(root, out, args.task, variant_records)
     return rc
 
 
@@ -257,7 +269,7 @@ def restore_committed(
     return n
 
 
-def analyze(root: Path, out: Path, task: str) -> int:
+def analyze(root: Path, out: Path, task: str, variants: dict[str, Path] | None = None) -> int:
     """Compact copies of the records (thinned metrics, no checkpoints) next to the results, so
     the figures can be regenerated from the repository alone (make analyze-<task>), then the
     analysis over them."""
@@ -266,16 +278,19 @@ def analyze(root: Path, out: Path, task: str) -> int:
     records = out / "records"
     shutil.rmtree(records, ignore_errors=True)
     export_records(root, records)
-    cmd = [
-        sys.executable,
-        "-m",
-        "legw_repro.analyze",
-        str(records),
-        "--out",
-        str(out),
-        "--task",
-        task,
-    ]
+    return run_analysis(records, out, task, variants)
+
+
+def run_analysis(
+    records: Path, out: Path, task: str, variants: dict[str, Path] | None = None
+) -> int:
+    """``python -m legw_repro.analyze`` over ``records``, with each variant's records that
+    exist passed as ``--variant NAME=DIR``."""
+    cmd = [sys.executable, "-m", "legw_repro.analyze", str(records), "--out", str(out)]
+    cmd += ["--task", task]
+    for name, vrecords in (variants or {}).items():
+        if vrecords.is_dir() and any(vrecords.rglob("summary.json")):
+            cmd += ["--variant", f"{name}={vrecords}"]
     print("==> analysis:", " ".join(cmd[1:]), flush=True)
     return subprocess.call(cmd, cwd=REPO)
 

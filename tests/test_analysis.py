@@ -672,3 +672,13 @@ def test_upload_wandb_offline_writes_run_files(tmp_path, monkeypatch, capsys):
     images = sorted(p.name.split("_0_")[0] for p in run_dir.rglob("media/images/**/*.png"))
     assert images == ["acc_vs_batch", "curves", "lr_schedules", "time_to_target"]
     assert list(run_dir.rglob("media/table/**/*.table.json"))
+
+
+def test_saved_figures_are_byte_identical_when_regenerated(agg, tmp_path):
+    """Committed figures must not churn when `make analyze-<task>` redraws them."""
+    from legw_repro.analysis.plots import plot_metric_vs_batch, save_figure
+
+    a = save_figure(plot_metric_vs_batch(agg, "ptb"), tmp_path / "a", "fig")
+    b = save_figure(plot_metric_vs_batch(agg, "ptb"), tmp_path / "b", "fig")
+    for pa, pb in zip(a, b, strict=True):
+        assert pa.read_bytes() == pb.read_bytes(), pa.name

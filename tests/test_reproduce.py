@@ -58,6 +58,18 @@ def test_smoke_sweep_writes_table_and_plot_and_resumes(tmp_path, shared_data_dir
     assert noclip["status"] in ("completed", "diverged")
     assert (out.with_name("out-noclip") / "summary.csv").is_file()
     assert "smoke-noclip" not in (out / "summary.csv").read_text()
+    # ...but set beside it in the main report, at the variant's batch size
+    report = (out / "report.md").read_text()
+    assert "## Diagnostics: longer budget, no clipping" in report and "| noclip | 80 |" in report
+    assert (out / "variants.png").is_file()
+    # the figures again from the committed records alone (make analyze-<task>): no training
+    (out / "report.md").unlink()
+    res = subprocess.run(
+        [*cmd, "--analyze-only"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "starting" not in res.stdout and "--variant noclip=" in res.stdout
+    assert "| noclip | 80 |" in (out / "report.md").read_text()
     # again: nothing is retrained
     res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0

@@ -900,7 +900,10 @@ def save_figure(
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.png", out / f"{stem}.svg"]
     fig.savefig(paths[0], dpi=FIG_DPI, bbox_inches="tight", metadata={"Software": None})
-    fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
+    # a fixed salt makes the SVG's element ids deterministic: regenerating a figure from the
+    # same records leaves the committed file unchanged instead of rewriting every line
+    with matplotlib.rc_context({"svg.hashsalt": "legw-repro"}):
+        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
     if close:
         plt.close(fig)
     return paths

@@ -62,9 +62,7 @@ def format_cell(row: pd.Series | dict) -> str:
     return "; ".join(parts) if parts else DASH
 
 
-def _md_table(
-    header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None
-) -> str:
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
     align = align or ("-" * len(header))
     marks = ["---:" if a == "r" else "---" for a in align]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(marks) + " |"]
@@ -99,7 +97,7 @@ def results_table(agg: pd.DataFrame, task: str | None = None) -> str:
         rows.append(
             [str(b), _k(gb["k"].dropna().iloc[0] if gb["k"].notna().any() else np.nan), *cells]
         )
-    return _md_table(["batch", "k", *policies], rows, "rr" + "l" * len(policies))
+    return md_table(["batch", "k", *policies], rows, "rr" + "l" * len(policies))
 
 
 def format_seconds(s: float) -> str:
@@ -163,7 +161,7 @@ def details_table(agg: pd.DataFrame, task: str | None = None) -> str:
         "gap to base",
         "completed/runs",
     ]
-    return _md_table(header, rows, "lrrrrrrlrr")
+    return md_table(header, rows, "lrrrrrrlrr")
 
 
 def time_to_target_table(tta: pd.DataFrame, task: str | None = None) -> str:
@@ -197,7 +195,7 @@ def time_to_target_table(tta: pd.DataFrame, task: str | None = None) -> str:
         "speedup (steps)",
         "ideal (k)",
     ]
-    return _md_table(header, rows, "lrrrrrrrr")
+    return md_table(header, rows, "lrrrrrrrr")
 
 
 def write_summary_csv(agg: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -231,8 +229,10 @@ def write_report(
     tta: pd.DataFrame | None = None,
     figures: Iterable[str | os.PathLike[str]] = (),
     command: str | None = None,
+    sections: Sequence[str] = (),
 ) -> Path:
-    """Write ``report.md`` for one task into ``out_dir`` and return its path."""
+    """Write ``report.md`` for one task into ``out_dir`` and return its path. ``sections`` are
+    further Markdown blocks (e.g. the diagnostic variants) placed after the figures."""
     task, g = _one_task(agg, task)
     r = runs[runs["task"] == task]
     metric = str(g["metric"].dropna().iloc[0])
@@ -292,6 +292,7 @@ def write_report(
         lines += ["## Figures", ""]
         for f in figs:
             lines += [f"![{f.stem}]({f.name})", ""]
+    lines += [sec for sec in sections if sec]
     bad = r[r["status"].isin(["diverged", "failed", "running"])]
     if len(bad):
         lines += [

@@ -1,0 +1,184 @@
+"""Diagnostic variants next to the main grid: the same policies at the largest batch with a
+longer epoch budget, or with gradient clipping off.
+
+A policy that loses accuracy at 64x can fail for three different reasons, and the main grid
+alone cannot tell them apart: the rule itself is wrong (more steps do not help), the budget
+leaves too few optimizer steps (a longer budget closes the gap, and so does the main grid's
+smaller batch with about as many steps), or the step is unstable (the run diverges, or does so
+once clipping is off). This module lines the settings up in one table and one figure.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from legw_repro.analysis.collect import aggregate, ordered_policies, read_config
+from legw_repro.analysis.report import format_cell, md_table
+
+MAIN = "main"
+
+
+def _clip(run_dir: str) -> float:
+    """The gradient-norm clip the run used (0 = off), from its config."""
+    cfg = read_config(run_dir)
+    opt = (cfg.get("policy") or {}).get("optimizer")
+    value = ((cfg.get("task") or {}).get(opt) or {}).get("clip") if opt else None
+    return float(value) if value is not None else np.nan
+
+
+def _setting(agg: pd.DataFrame, runs: pd.DataFrame, name: str) -> pd.DataFrame:
+    agg = agg.copy()
+    agg.insert(0, "setting", name)
+    epochs, clips = [], []
+    for _, row in agg.iterrows():
+        g = runs[(runs["policy"] == row["policy"]) & (runs["batch_size"] == row["batch_size"])]
+        epochs.append(pd.to_numeric(g["epochs"], errors="coerce").max())
+        clip = {_clip(d) for d in g["run_dir"].dropna()}
+        clips.append(", ".join(f"{c:g}" if c else "off" for c in sorted(clip)))
+    agg["epochs"] = epochs
+    agg["clip"] = clips
+    return agg
+
+
+def compare_variants(
+    main_runs: pd.DataFrame, variants: Mapping[str, pd.DataFrame], task: str
+) -> pd.DataFrame:
+    """One row per (setting, policy): the main grid at the variants' batch sizes, each variant,
+    and -- for a variant whose step count differs from the main grid's -- the main grid at the
+    batch size with the closest number of optimizer steps ('main, same steps'), which separates
+    "too few steps" from "too large a batch"."""
+    main = main_runs[main_runs["task"] == task]
+    main_agg = aggregate(main)
+    pieces = []
+    batches: set[int] = set()
+    controls: dict[int, float] = {}
+    for name, runs in variants.items():
+        r = runs[runs["task"] == task]
+        if r.empty:
+            continue
+        agg = aggregate(r)
+        batches |= set(agg["batch_size"].astype(int))
+        pieces.append(_setting(agg, r, name))
+        for b, steps in agg.groupby("batch_size")["steps"].first().items():
+            main_steps = main_agg.loc[main_agg["batch_size"] == b, "steps"].dropna()
+            if len(main_steps) and np.isfinite(steps) and steps != main_steps.iloc[0]:
+                controls[int(b)] = float(steps)
+    if not pieces:
+        return pd.DataFrame()
+    rows = [_setting(main_agg[main_agg["batch_size"].isin(batches)], main, MAIN)]
+    by_batch = main_agg.groupby("batch_size")["steps"].first().dropna()
+    for steps in sorted(set(controls.values())):
+        b = int((by_batch - steps).abs().idxmin())
+        if b not in batches:
+            rows.append(
+                _setting(main_agg[main_agg["batch_size"] == b], main, f"{MAIN}, same steps")
+            )
+    out = pd.concat(rows + pieces, ignore_index=True)
+    return out.reset_index(drop=True)
+
+
+def variants_table(cmp: pd.DataFrame) -> str:
+    """Markdown: a row per setting, a column per policy."""
+    policies = ordered_policies(cmp["policy"])
+    header = ["setting", "batch", "epochs", "steps", "clip", *policies]
+    lines = []
+    for (setting, batch), g in cmp.groupby(["setting", "batch_size"], sort=False):
+        first = g.iloc[0]
+        cells = {p: format_cell(r) for p, r in zip(g["policy"], g.to_dict("records"), strict=True)}
+        lines.append(
+            [
+                str(setting),
+                str(int(batch)),
+                f"{first['epochs']:g}",
+                f"{first['steps']:g}" if pd.notna(first["steps"]) else "—",
+                str(first["clip"]),
+                *(cells.get(p, "—") for p in policies),
+            ]
+        )
+    return md_table(header, lines, align="-rrr-" + "-" * len(policies))
+
+
+def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
+    """Headline metric per policy (x) and setting (marker/colour), mean ± std over seeds; a
+    setting where every seed diverged is an 'x' at the bottom edge."""
+    import matplotlib.pyplot as plt
+
+    from legw_repro.analysis.plots import METRIC_NAMES, _display, _edge_cross, task_title
+
+    policies = ordered_policies(cmp["policy"])
+    settings = list(dict.fromkeys(cmp["setting"]))
+    metric = str(cmp["metric"].dropna().iloc[0])
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
+    markers = ["o", "s", "^", "D", "v", "P"]
+    fig, ax = plt.subplots(figsize=(10, 5.8), layout="constrained")
+    width = 0.7 / max(len(settings), 1)
+    for j, s in enumerate(settings):
+        d = cmp[cmp["setting"] == s].set_index("policy")
+        xs = np.arange(len(policies)) + (j - (len(settings) - 1) / 2) * width
+        for x, p in zip(xs, policies, strict=True):
+            if p not in d.index:
+                continue
+            row = d.loc[p]
+            y = _display(metric, [row["mean"]])[0]
+            if np.isfinite(y):
+                e = _display(metric, [row["std"] if pd.notna(row["std"]) else 0.0])[0]
+                ax.errorbar(
+                    [x], [y], yerr=[e], color=colors[j % 6], marker=markers[j % 6], capsize=3
+                )
+            elif row["n_diverged"]:
+                _edge_cross(ax, x, 0.04, colors[j % 6])
+        first = d.iloc[0]
+        label = (
+            f"{s}: batch {int(first['batch_size'])}, {first['epochs']:g} epochs, "
+            f"{first['steps']:g} steps, clip {first['clip']}"
+        )
+        ax.plot([], [], color=colors[j % 6], marker=markers[j % 6], ls="none", label=label)
+    ax.set_xticks(range(len(policies)), policies)
+    ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {METRIC_NAMES.get(metric, metric)}")
+    ax.set_title(f"{task_title(task)}: budget and clipping diagnostics (x = all seeds diverged)")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.margins(y=0.1)  # room for the 'x' marks below the lowest point
+    for x in np.arange(len(policies) - 1) + 0.5:
+        ax.axvline(x, color="#cccccc", lw=0.8)
+    ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
+    return fig
+
+
+def write_variants(
+    main_runs: pd.DataFrame,
+    variants: Mapping[str, pd.DataFrame],
+    out_dir: str | os.PathLike[str],
+    task: str,
+) -> tuple[str, list[Path]]:
+    """The report section (Markdown) and the figure files for the variants."""
+    from legw_repro.analysis.plots import save_figure
+
+    cmp = compare_variants(main_runs, variants, task)
+    if cmp.empty:
+        return "", []
+    cmp.to_csv(Path(out_dir) / "variants.csv", index=False)
+    paths = [Path(out_dir) / "variants.csv"]
+    paths += save_figure(plot_variants(cmp, task), out_dir, "variants")
+    section = "\n".join(
+        [
+            "## Diagnostics: longer budget, no clipping",
+            "",
+            "The same policies at the largest batch with another epoch budget or without gradient "
+            "clipping. If a longer budget closes the gap (as does the main grid at the batch with "
+            "about as many steps, 'main, same steps'), the loss was too few steps; if turning "
+            "clipping off makes runs diverge, the step is unstable; if neither changes the "
+            "ranking, the policy itself fails.",
+            "",
+            variants_table(cmp),
+            "",
+            "![variants](variants.png)",
+            "",
+        ]
+    )
+    return section, paths

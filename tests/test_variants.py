@@ -1,0 +1,89 @@
+"""The diagnostic-variants comparison: main grid vs longer budget vs no clipping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from legw_repro.analysis.collect import collect_runs
+from legw_repro.analysis.variants import compare_variants
+from legw_repro.analyze import main
+
+
+def record(root: Path, policy: str, batch: int, seed: int, *, acc=None, epochs=10, clip=5.0):
+    d = root / policy / f"b{batch}-s{seed}"
+    d.mkdir(parents=True)
+    opt = "adam" if policy == "adam" else "sgd"
+    steps = (6000 // batch) * epochs
+    summary = {
+        "task": "mnist",
+        "metric": "acc",
+        "higher_is_better": True,
+        "policy": policy,
+        "batch_size": batch,
+        "base_batch_size": 128,
+        "k": batch / 128,
+        "seed": seed,
+        "scale": "cpu",
+        "epochs": epochs,
+        "total_steps": steps,
+        "status": "completed" if acc is not None else "diverged",
+        "final": {"test_acc": acc} if acc is not None else {},
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+    (d / "config.yaml").write_text(
+        f"policy:\n  optimizer: {opt}\ntask:\n  name: mnist\n  {opt}:\n    clip: {clip}\n"
+    )
+
+
+@pytest.fixture
+def dirs(tmp_path):
+    main_dir, long_dir, noclip_dir = tmp_path / "main", tmp_path / "long", tmp_path / "noclip"
+    for seed in (0, 1):
+        for policy in ("sqrt_legw", "adam"):
+            record(main_dir, policy, 128, seed, acc=0.99)
+            record(main_dir, policy, 1536, seed, acc=0.98 - 0.01 * seed)  # 30 steps
+            record(main_dir, policy, 6000, seed, acc=0.80 + 0.02 * seed)  # 10 steps
+            record(long_dir, policy, 6000, seed, acc=0.97, epochs=30)  # 30 steps
+        record(noclip_dir, "sqrt_legw", 6000, seed, acc=None, clip=0)
+        record(noclip_dir, "adam", 6000, seed, acc=0.81, clip=0)
+    return main_dir, long_dir, noclip_dir
+
+
+def test_compare_lines_up_settings_and_adds_the_same_steps_control(dirs):
+    main_dir, long_dir, noclip_dir = dirs
+    cmp = compare_variants(
+        collect_runs([main_dir]),
+        {"long": collect_runs([long_dir]), "noclip": collect_runs([noclip_dir])},
+        "mnist",
+    )
+    got = {(r.setting, r.policy): r for r in cmp.itertuples()}
+    assert set(cmp["setting"]) == {"main", "main, same steps", "long", "noclip"}
+    main_legw = got[("main", "sqrt_legw")]
+    assert main_legw.batch_size == 6000 and main_legw.mean == pytest.approx(0.81)
+    assert main_legw.epochs == 10 and main_legw.clip == "5"
+    # the long variant has 30 steps: the control is the main grid's batch 1536 (30 steps)
+    control = got[("main, same steps", "sqrt_legw")]
+    assert control.batch_size == 1536 and control.steps == 30
+    assert got[("long", "adam")].epochs == 30 and got[("long", "adam")].mean == pytest.approx(0.97)
+    nc = got[("noclip", "sqrt_legw")]
+    assert nc.clip == "off" and nc.n_diverged == 2 and nc.n == 0
+
+
+def test_cli_writes_variants_table_figure_and_report_section(dirs, tmp_path, capsys):
+    main_dir, long_dir, noclip_dir = dirs
+    out = tmp_path / "out"
+    args = [str(main_dir), "--out", str(out), "--variant", f"long={long_dir}"]
+    assert main([*args, "--variant", f"noclip={noclip_dir}"]) == 0
+    report = (out / "report.md").read_text()
+    assert "## Diagnostics: longer budget, no clipping" in report
+    table = report.split("## Diagnostics")[1]
+    assert "| noclip | 6000 | 10 | 10 | off | diverged (2/2) |" in table
+    assert "| long | 6000 | 30 | 30 | 5 |" in table
+    for name in ("variants.csv", "variants.png", "variants.svg"):
+        assert (out / name).is_file()
+    capsys.readouterr()
+    assert main([*args, "--variant", "nonsense"]) == 2
+    assert "expected NAME=RUNS_DIR" in capsys.readouterr().err
