@@ -682,3 +682,23 @@ def test_saved_figures_are_byte_identical_when_regenerated(agg, tmp_path):
     b = save_figure(plot_metric_vs_batch(agg, "ptb"), tmp_path / "b", "fig")
     for pa, pb in zip(a, b, strict=True):
         assert pa.read_bytes() == pb.read_bytes(), pa.name
+
+
+def test_accuracy_axis_is_log_error_when_a_policy_collapses(tmp_path):
+    from legw_repro.analysis.plots import plot_metric_vs_batch
+    from tests.test_variants import record
+
+    for seed in (0, 1):
+        record(tmp_path, "sqrt_legw", 128, seed, acc=0.99)
+        record(tmp_path, "sqrt_legw", 6000, seed, acc=0.985)
+        record(tmp_path, "linear", 6000, seed, acc=0.11)  # chance level
+    ax = plot_metric_vs_batch(aggregate(collect_runs([tmp_path])), "mnist").axes[0]
+    assert ax.get_yscale() == "function"
+    ticks = list(ax.get_yticks())
+    assert 99 in ticks and 50 in ticks  # 98.5 vs 99 and the collapse on one axis
+    # without a collapse the axis stays linear
+    for seed in (0, 1):
+        record(tmp_path / "calm", "sqrt_legw", 128, seed, acc=0.99)
+        record(tmp_path / "calm", "sqrt_legw", 6000, seed, acc=0.985)
+    ax = plot_metric_vs_batch(aggregate(collect_runs([tmp_path / "calm"])), "mnist").axes[0]
+    assert ax.get_yscale() == "linear"

@@ -109,7 +109,14 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
     setting where every seed diverged is an 'x' at the bottom edge."""
     import matplotlib.pyplot as plt
 
-    from legw_repro.analysis.plots import METRIC_NAMES, _display, _edge_cross, task_title
+    from legw_repro.analysis.plots import (
+        METRIC_NAMES,
+        _display,
+        _edge_cross,
+        _set_error_ylim,
+        _wide,
+        task_title,
+    )
 
     policies = ordered_policies(cmp["policy"])
     settings = list(dict.fromkeys(cmp["setting"]))
@@ -143,7 +150,11 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
     ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {METRIC_NAMES.get(metric, metric)}")
     ax.set_title(f"{task_title(task)}: budget and clipping diagnostics (x = all seeds diverged)")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.margins(y=0.1)  # room for the 'x' marks below the lowest point
+    ys = _display(metric, cmp["mean"].to_numpy(float))
+    if metric == "acc" and _wide([100.0 - y for y in ys if np.isfinite(y)], 4.0):
+        _set_error_ylim(ax, ys, room_bottom=0.12)  # log-error axis, as in acc_vs_batch
+    else:
+        ax.margins(y=0.1)  # room for the 'x' marks below the lowest point
     for x in np.arange(len(policies) - 1) + 0.5:
         ax.axvline(x, color="#cccccc", lw=0.8)
     ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=2, frameon=False)
