@@ -3,6 +3,7 @@ tasks (LEGW_RESULTS_DIR points it at a temporary one)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,8 @@ def test_results_notebook_executes(tmp_path, monkeypatch):
         aggregate(collect_runs([tmp_path / "mnist_runs"])), results / "mnist" / "summary.csv"
     )
 
+    # a diagnostic variant's folder holds task "mnist" under another name
+    shutil.copytree(results / "mnist", results / "mnist-long")
     monkeypatch.setenv("LEGW_RESULTS_DIR", str(results))  # the kernel inherits the environment
     monkeypatch.delenv("MPLBACKEND", raising=False)
     kernels = KernelSpecManager().find_kernel_specs()
@@ -45,10 +48,11 @@ def test_results_notebook_executes(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "gnmt: no results yet" in text
-    assert f"results in {results}: ['mnist', 'ptb']" in text
+    assert f"results in {results}: ['mnist', 'mnist-long', 'ptb']" in text
     assert "mnist: no run records" in text
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "| 1280 | 64 | 106.00 ± 2.00 (n=3) |" in markdown
     assert "| 800 | 8 | 97.70% ± 0.14 (n=2) | 96.80% ± 0.14 (n=2) |" in markdown
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    assert len(images) == 2 + 3  # metric-vs-batch for both tasks; curves, LR, time for ptb
+    assert "### mnist-long: final " in markdown
+    assert len(images) == 3 + 3  # metric-vs-batch for 3 folders; curves, LR, time for ptb
