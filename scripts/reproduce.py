@@ -152,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (out / "records").is_dir():
             print(f"error: no committed records in {out / 'records'}", file=sys.stderr)
             return 2
-        return run_analysis(out / "records", out, args.task, variant_records)
+        rc = 0
+        for records in variant_records.values():
+            if records.is_dir():
+                rc |= run_analysis(records, records.parent, args.task)
+        return rc | run_analysis(out / "records", out, args.task, variant_records)
     if not args.no_restore:
         restored = restore_committed(jobs, root, out, args.task, scale, args.overrides)
         if restored:
@@ -281,16 +285,25 @@ def analyze(root: Path, out: Path, task: str, variants: dict[str, Path] | None =
     return run_analysis(records, out, task, variants)
 
 
+def _rel(path: Path) -> str:
+    """A path inside the repository as a relative one (the analysis runs from the repository
+    root), so the committed reports name `results/...`, not this machine's checkout."""
+    try:
+        return str(path.resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def run_analysis(
     records: Path, out: Path, task: str, variants: dict[str, Path] | None = None
 ) -> int:
     """``python -m legw_repro.analyze`` over ``records``, with each variant's records that
     exist passed as ``--variant NAME=DIR``."""
-    cmd = [sys.executable, "-m", "legw_repro.analyze", str(records), "--out", str(out)]
+    cmd = [sys.executable, "-m", "legw_repro.analyze", _rel(records), "--out", _rel(out)]
     cmd += ["--task", task]
     for name, vrecords in (variants or {}).items():
         if vrecords.is_dir() and any(vrecords.rglob("summary.json")):
-            cmd += ["--variant", f"{name}={vrecords}"]
+            cmd += ["--variant", f"{name}={_rel(vrecords)}"]
     print("==> analysis:", " ".join(cmd[1:]), flush=True)
     return subprocess.call(cmd, cwd=REPO)
 

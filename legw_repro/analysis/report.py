@@ -62,6 +62,15 @@ def format_cell(row: pd.Series | dict) -> str:
     return "; ".join(parts) if parts else DASH
 
 
+def _shown_path(path: Any) -> str:
+    """A run directory as the report names it: relative to the working directory when it lies
+    below it (committed reports then name `results/...`, not one machine's checkout)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, TypeError):
+        return str(path)
+
+
 def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str | None = None) -> str:
     align = align or ("-" * len(header))
     marks = ["---:" if a == "r" else "---" for a in align]
@@ -299,7 +308,7 @@ def write_report(
             "## Runs that did not complete",
             "",
             *(
-                f"- `{row['run_dir']}`: {row['status']}"
+                f"- `{_shown_path(row['run_dir'])}`: {row['status']}"
                 + (
                     f" — {row['reason']}"
                     if isinstance(row["reason"], str) and row["reason"]
