@@ -152,11 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if not (out / "records").is_dir():
             print(f"error: no committed records in {out / 'records'}", file=sys.stderr)
             return 2
-        rc = 0
-        for records in variant_records.values():
-            if records.is_dir():
-                rc |= run_analysis(records, records.parent, args.task)
-        return rc | run_analysis(out / "records", out, args.task, variant_records)
+        return analyze_committed(out, args.task, variant_records)
     if not args.no_restore:
         restored = restore_committed(jobs, root, out, args.task, scale, args.overrides)
         if restored:
@@ -227,12 +223,10 @@ def main(argv: list[str] | None = None) -> int:
             alias_run(src, dst, pol)
     print(f"==> sweep done in {time.time() - t0:.0f}s")
 
-    rc = 0
     for name, records in variant_records.items():
-        rc |= analyze(root.with_name(f"{scale}-{name}"), records.parent, args.task)
-    # the main report sets the variants beside the main grid at the largest batch
-    rc |= analyze(root, out, args.task, variant_records)
-    return rc
+        export(root.with_name(f"{scale}-{name}"), records)
+    export(root, out / "records")
+    return analyze_committed(out, args.task, variant_records)
 
 
 def restore_committed(
@@ -273,16 +267,23 @@ def restore_committed(
     return n
 
 
-def analyze(root: Path, out: Path, task: str, variants: dict[str, Path] | None = None) -> int:
+def export(root: Path, records: Path) -> None:
     """Compact copies of the records (thinned metrics, no checkpoints) next to the results, so
-    the figures can be regenerated from the repository alone (make analyze-<task>), then the
-    analysis over them."""
+    the figures can be regenerated from the repository alone (make analyze-<task>)."""
     from legw_repro.analysis.archive import export_records
 
-    records = out / "records"
     shutil.rmtree(records, ignore_errors=True)
     export_records(root, records)
-    return run_analysis(records, out, task, variants)
+
+
+def analyze_committed(out: Path, task: str, variant_records: dict[str, Path]) -> int:
+    """The analysis over the records next to the results: each variant's own folder first,
+    then the main grid, whose report sets the variants beside it at the largest batch."""
+    rc = 0
+    for records in variant_records.values():
+        if records.is_dir():
+            rc |= run_analysis(records, records.parent, task)
+    return rc | run_analysis(out / "records", out, task, variant_records)
 
 
 def _rel(path: Path) -> str:
