@@ -327,6 +327,11 @@ def _error_inverse(t: Any) -> Any:
     return 100.0 - 10.0 ** (-np.asarray(t, float))
 
 
+def _wants_error_axis(metric: str, values: Iterable[float]) -> bool:
+    """Accuracies whose errors (100 - acc) span more than 4x: a collapse next to ~99%."""
+    return metric == "acc" and _wide([100.0 - y for y in values if np.isfinite(y)], 4.0)
+
+
 def _set_error_ylim(
     ax, values: Iterable[float], *, room_top: float = 0.06, room_bottom: float = 0.06
 ) -> None:
@@ -465,8 +470,7 @@ def plot_metric_vs_batch(
                 f"{metric} at batch {published[0].batch_size}: {sizes}; {published[0].source})."
             )
     room = 0.16 if any_diverged else 0.06
-    error_axis = metric == "acc" and _wide([100.0 - y for y in yvals if np.isfinite(y)], 4.0)
-    if error_axis:
+    if _wants_error_axis(metric, yvals):
         _set_error_ylim(ax, yvals, room_top=0.06, room_bottom=room)
         notes.append(
             "The y axis is logarithmic in the error (100 − accuracy), so that differences "

@@ -57,7 +57,7 @@ def compare_variants(
     main_agg = aggregate(main)
     pieces = []
     batches: set[int] = set()
-    controls: dict[int, float] = {}
+    control_steps: set[float] = set()
     for name, runs in variants.items():
         r = runs[runs["task"] == task]
         if r.empty:
@@ -68,19 +68,18 @@ def compare_variants(
         for b, steps in agg.groupby("batch_size")["steps"].first().items():
             main_steps = main_agg.loc[main_agg["batch_size"] == b, "steps"].dropna()
             if len(main_steps) and np.isfinite(steps) and steps != main_steps.iloc[0]:
-                controls[int(b)] = float(steps)
+                control_steps.add(float(steps))
     if not pieces:
         return pd.DataFrame()
     rows = [_setting(main_agg[main_agg["batch_size"].isin(batches)], main, MAIN)]
     by_batch = main_agg.groupby("batch_size")["steps"].first().dropna()
-    for steps in sorted(set(controls.values())):
+    for steps in sorted(control_steps):
         b = int((by_batch - steps).abs().idxmin())
         if b not in batches:
             rows.append(
                 _setting(main_agg[main_agg["batch_size"] == b], main, f"{MAIN}, same steps")
             )
-    out = pd.concat(rows + pieces, ignore_index=True)
-    return out.reset_index(drop=True)
+    return pd.concat(rows + pieces, ignore_index=True)
 
 
 def variants_table(cmp: pd.DataFrame) -> str:
@@ -114,7 +113,7 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
         _display,
         _edge_cross,
         _set_error_ylim,
-        _wide,
+        _wants_error_axis,
         task_title,
     )
 
@@ -151,7 +150,7 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
     ax.set_title(f"{task_title(task)}: budget and clipping diagnostics (x = all seeds diverged)")
     ax.grid(True, axis="y", alpha=0.3)
     ys = _display(metric, cmp["mean"].to_numpy(float))
-    if metric == "acc" and _wide([100.0 - y for y in ys if np.isfinite(y)], 4.0):
+    if _wants_error_axis(metric, ys):
         _set_error_ylim(ax, ys, room_bottom=0.12)  # log-error axis, as in acc_vs_batch
     else:
         ax.margins(y=0.1)  # room for the 'x' marks below the lowest point
