@@ -42,6 +42,13 @@ def read_rows(run_dir: Path, kind: str | None = None) -> list[dict]:
     return [r for r in rows if kind is None or r["kind"] == kind]
 
 
+def checkpoint_params(run_dir: Path) -> dict:
+    """The model weights of a run's last checkpoint (to compare two runs' results exactly)."""
+    import torch
+
+    return torch.load(Path(run_dir) / "checkpoints" / "last.pt", weights_only=False)["model"]
+
+
 def summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 

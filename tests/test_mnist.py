@@ -13,7 +13,15 @@ from legw_repro.distributed import DistInfo
 from legw_repro.models.mnist_lstm import MNISTLSTM
 from legw_repro.tasks.mnist import MNISTTask, epoch_permutation
 from legw_repro.train import run
-from tests.helpers import REPO, make_cfg, read_rows, run_cli, scheduled_lr, summary
+from tests.helpers import (
+    REPO,
+    checkpoint_params,
+    make_cfg,
+    read_rows,
+    run_cli,
+    scheduled_lr,
+    summary,
+)
 
 # one epoch of the real model on 512 training images, 200 validation/test images: ~1 s per run
 SMALL = [
@@ -26,10 +34,6 @@ SMALL = [
     "wandb.mode=disabled",
     "progress=false",
 ]
-
-
-def _params(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(run_dir) / "checkpoints" / "last.pt", weights_only=False)["model"]
 
 
 def _task(data_dir: Path, *overrides: str, rank: int = 0, world_size: int = 1) -> MNISTTask:
@@ -74,7 +78,7 @@ def test_accumulation_equals_full_batch(tmp_path, shared_data_dir):
     a = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}"), tmp_path / "full")
     b = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}", "accum_steps=2"), tmp_path / "acc")
     assert a["status"] == b["status"] == "completed"
-    pa, pb = _params(tmp_path / "full"), _params(tmp_path / "acc")
+    pa, pb = checkpoint_params(tmp_path / "full"), checkpoint_params(tmp_path / "acc")
     assert max((pa[k] - pb[k]).abs().max().item() for k in pa) < 1e-5
     la = [r["loss"] for r in read_rows(tmp_path / "full", "train")]
     lb = [r["loss"] for r in read_rows(tmp_path / "acc", "train")]

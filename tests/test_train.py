@@ -3,16 +3,13 @@ accumulation / resume, divergence, and clear errors for bad input."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-import torch
 import yaml
 
 from legw_repro.data.download import DataError
 from legw_repro.train import run
 from legw_repro.validate import ConfigError
-from tests.helpers import make_cfg, read_rows, run_cli, scheduled_lr, summary
+from tests.helpers import checkpoint_params, make_cfg, read_rows, run_cli, scheduled_lr, summary
 
 # a few dozen steps of the tiny LM on a slice of PTB: seconds per run
 SMALL = [
@@ -24,10 +21,6 @@ SMALL = [
     "wandb.mode=disabled",
     "progress=false",
 ]
-
-
-def _params(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(Path(run_dir) / "checkpoints" / "last.pt", weights_only=False)["model"]
 
 
 def _max_diff(a: dict, b: dict) -> float:
@@ -61,7 +54,9 @@ def test_accumulation_equals_full_batch(tmp_path, shared_data_dir):
     a = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}"), tmp_path / "full")
     b = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}", "accum_steps=4"), tmp_path / "acc")
     assert a["status"] == b["status"] == "completed"
-    assert _max_diff(_params(tmp_path / "full"), _params(tmp_path / "acc")) < 1e-5
+    assert (
+        _max_diff(checkpoint_params(tmp_path / "full"), checkpoint_params(tmp_path / "acc")) < 1e-5
+    )
     la = [r["loss"] for r in read_rows(tmp_path / "full", "train")]
     lb = [r["loss"] for r in read_rows(tmp_path / "acc", "train")]
     assert la == pytest.approx(lb, rel=1e-5)
@@ -76,7 +71,7 @@ def test_ddp_two_processes_equal_one(tmp_path, shared_data_dir):
     r2 = run_cli(*common, f"hydra.run.dir={two}", torchrun=2)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert summary(two)["world_size"] == 2
-    assert _max_diff(_params(one), _params(two)) < 1e-5
+    assert _max_diff(checkpoint_params(one), checkpoint_params(two)) < 1e-5
     l1 = [r["loss"] for r in read_rows(one, "train")]
     l2 = [r["loss"] for r in read_rows(two, "train")]
     assert l1 == pytest.approx(l2, rel=1e-5)
@@ -96,7 +91,7 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, shared_data_dir):
     a, b = summary(ref), summary(crashed)
     assert b["status"] == "completed"
     assert a["final"] == b["final"]
-    assert _max_diff(_params(ref), _params(crashed)) == 0.0
+    assert _max_diff(checkpoint_params(ref), checkpoint_params(crashed)) == 0.0
     steps = [r["step"] for r in read_rows(crashed, "train")]
     assert steps == list(range(1, a["total_steps"] + 1))  # no duplicated or missing rows
     # a second resume of a finished run is skipped and changes nothing
