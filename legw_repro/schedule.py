@@ -15,8 +15,20 @@ Notation (plain-text maths)::
     W        = warmup_epochs * k          warmup="legw"  (warmup length in epochs)
              = warmup_epochs              warmup="fixed"
     w(e)     = min(1, e / W)              (w = 1 when W = 0: no warmup)
-    d(e)     = decay factor at the ABSOLUTE epoch e, with d(0) = 1 (see below)
-    lr(e)    = peak * w(e) * d(e)         for 0 <= e <= epochs (e > epochs is clamped to epochs)
+    d(x)     = decay factor, d(0) = 1 (see below)
+
+How the warmup hands over to the decay (``handover``), for 0 <= e <= epochs (e > epochs is
+clamped to epochs)::
+
+    product   lr(e) = peak * w(e) * d(e)                       (the default)
+    absolute  lr(e) = peak * w(e)        for e < W
+                    = peak * d(e)        for e >= W            (a jump down if d(W) < 1)
+    shifted   lr(e) = peak * w(e)        for e < W
+                    = peak * d'(e - W)   for e >= W            (the decay's clock starts at W)
+
+where ``d'`` is ``d`` with the budget-defined decays (polynomial, cosine) run over the
+remaining ``epochs - W`` epochs instead of ``epochs``; exponential and multistep keep their
+parameters, now counted from the warmup's end.  The three agree when there is no warmup.
 
 Decay factors d(e); every parameter is in epochs::
 
@@ -35,19 +47,20 @@ is what makes LEGW work: with ``steps_per_epoch = N / batch_size``, a LEGW warmu
 ``warmup_epochs * N / base_batch_size`` optimizer *steps* -- the same number of warmup steps
 at every batch size, while the peak it climbs to grows as sqrt(k).
 
-Why the product form ``peak * w(e) * d(e)``.  The decay is evaluated at the absolute epoch
-``e``, not at "epochs since warmup ended".  Consequences:
+Why three hand-overs.  The paper fixes none of them in a readable source.  ``product``
+(our first convention) keeps the decay curve identical at every batch size and continuous,
+but when the decay has begun before a long LEGW warmup ends (``d(W) < 1``) the rate never
+reaches ``peak``: at 64x with a linear decay over the budget, MNIST's LEGW run tops out at half
+its peak.  ``shifted`` is what the lead author's own LEGW code does (ResNet-50 on TPU,
+``lars_util.py`` in the fastalgo fork of tensorflow/tpu: polynomial decay over the steps that
+remain after the warmup); it always reaches ``peak`` and is continuous.  ``absolute`` is the
+BERT/LAMB optimizer code's form: full peak at the warmup's end, then the decay at the absolute
+epoch (continuous only where ``d(W) = 1``).  ``schedule_summary`` reports the highest rate
+actually reached (``max_lr``) and the mean rate over the run (``mean_lr``) for each.
 
-* the decay curve is identical at every batch size (a long LEGW warmup never postpones it,
-  so a k=32 run does not end its training still at a high learning rate);
-* the schedule is continuous where the warmup hands over to the decay, because both factors
-  are continuous (multistep and staircase exponential keep their intentional jumps);
-* when the decay has already started before the warmup ends (``d(W) < 1``), the largest rate
-  actually reached is ``peak * d(W)``, below ``peak``.  ``schedule_summary`` reports ``peak``
-  (the rate the rule asks for); the warmup simply never quite gets there.
-
-The public entry points are ``learning_rate`` (a pure function of the fractional epoch),
-``schedule_summary`` (for logging), ``validate_schedule`` and ``LEGWScheduler`` (a
+The public entry points are ``ScheduleSpec`` (every argument as one frozen value),
+``learning_rate`` (a pure function of the fractional epoch), ``schedule_summary`` (for
+logging), ``validate_schedule`` and ``LEGWScheduler`` (a
 ``torch.optim.lr_scheduler.LRScheduler`` stepped once per optimizer step).  ``POLICIES``
 names the batch-size scaling policies compared in the paper as (rule, warmup) pairs.
 """
@@ -67,12 +80,15 @@ from torch.optim.lr_scheduler import LRScheduler
 
 __all__ = [
     "DECAYS",
+    "HANDOVERS",
     "POLICIES",
     "RULES",
     "WARMUPS",
     "LEGWScheduler",
     "Policy",
+    "ScheduleSpec",
     "learning_rate",
+    "lr_stats",
     "policy",
     "schedule_summary",
     "validate_schedule",
@@ -166,6 +182,103 @@ def _end_factor(value: Any, decay: str) -> float:
     return f
 
 
+_SPEC_FIELDS: tuple[str, ...] = (
+    "base_lr",
+    "base_batch_size",
+    "batch_size",
+    "warmup_epochs",
+    "epochs",
+    "rule",
+    "warmup",
+    "decay",
+    "handover",
+)
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """Every argument of a schedule as one value: built once, passed around, compiled on use.
+
+    The schedule's signature lives here and nowhere else; ``learning_rate``,
+    ``validate_schedule``, ``schedule_summary`` and ``LEGWScheduler`` take either a spec or the
+    same names as keyword arguments (``ScheduleSpec.of(**kwargs)``).  Decay parameters are kept
+    as sorted ``(name, value)`` pairs (lists as tuples) so that a spec is hashable.
+    Construction does not validate (a spec may be built from a config before it is checked);
+    ``validate()`` / ``compile()`` do, with messages that name the argument and the fix.
+    """
+
+    base_lr: float
+    base_batch_size: float
+    batch_size: float
+    warmup_epochs: float
+    epochs: float
+    rule: str = "sqrt"
+    warmup: str = "legw"
+    decay: str = "constant"
+    handover: str = "product"
+    decay_params: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, **kwargs: Any) -> ScheduleSpec:
+        """A spec from flat keyword arguments: the fields above plus the decay's parameters."""
+        required = _SPEC_FIELDS[:5]
+        missing = [n for n in required if n not in kwargs]
+        if missing:
+            raise ValueError(f"missing schedule argument(s) {missing}; required: {list(required)}")
+        fields = {n: kwargs[n] for n in _SPEC_FIELDS if n in kwargs}
+        params = {n: v for n, v in kwargs.items() if n not in _SPEC_FIELDS}
+        frozen = tuple(sorted((n, _tuplify(v)) for n, v in params.items()))
+        return cls(**fields, decay_params=frozen)
+
+    def kwargs(self) -> dict[str, Any]:
+        """The flat keyword form (lists as lists): what checkpoints and logs store."""
+        out = {n: getattr(self, n) for n in _SPEC_FIELDS}
+        out.update({n: _listify(v) for n, v in self.decay_params})
+        return out
+
+    def params(self) -> dict[str, Any]:
+        return {n: _listify(v) for n, v in self.decay_params}
+
+    def compile(self) -> _Schedule:
+        """Validated schedule, cached on the spec so that calling it every step is cheap."""
+        try:
+            key = _typed_key(self)
+            hash(key)
+        except TypeError:  # an unhashable argument (e.g. a numpy array): validate uncached
+            return _build(self)
+        return _build_cached(key, self)
+
+    def validate(self) -> None:
+        _build(self)
+
+
+HANDOVERS: tuple[str, ...] = ("product", "absolute", "shifted")
+
+
+def _tuplify(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_tuplify(v) for v in value)
+    return value
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_listify(v) for v in value]
+    return value
+
+
+def _typed_key(spec: ScheduleSpec) -> tuple[Any, ...]:
+    """A cache key that keeps ``True``, ``1`` and ``1.0`` apart (dataclass equality does not),
+    so a value that validation rejects can never hit an entry built from one it accepts."""
+
+    def typed(v: Any) -> Any:
+        if isinstance(v, tuple):
+            return (tuple, tuple(typed(x) for x in v))
+        return (type(v), v)
+
+    return tuple(typed(getattr(spec, n)) for n in _SPEC_FIELDS) + (typed(spec.decay_params),)
+
+
 @dataclass(frozen=True)
 class _Schedule:
     """A validated schedule with everything precomputed; calling it is the fast path."""
@@ -174,6 +287,7 @@ class _Schedule:
     peak: float
     warmup_len: float  # W, in epochs
     epochs: float
+    handover: str
     decay_fn: Callable[[float], float]
 
     def __call__(self, epoch: float) -> float:
@@ -181,12 +295,30 @@ class _Schedule:
         if not epoch >= 0.0:
             raise ValueError(f"epoch must be >= 0, got {epoch!r}")
         e = epoch if epoch <= self.epochs else self.epochs
-        w = 1.0 if e >= self.warmup_len else e / self.warmup_len
-        return self.peak * w * self.decay_fn(e)
+        return lr_at(e, self.peak, self.warmup_len, self.handover, self.decay_fn)
 
 
-def _make_decay(decay: str, epochs: float, params: Mapping[str, Any]) -> Callable[[float], float]:
-    """Validate the decay parameters and return d(e) (e already clamped to [0, epochs])."""
+def lr_at(
+    e: float, peak: float, warmup_len: float, handover: str, decay_fn: Callable[[float], float]
+) -> float:
+    """The hand-over formulas (module docstring); ``decay_fn`` already has its horizon."""
+    if e < warmup_len:
+        w = e / warmup_len
+        return peak * w * decay_fn(e) if handover == "product" else peak * w
+    if handover == "shifted":
+        return peak * decay_fn(e - warmup_len)
+    return peak * decay_fn(e)
+
+
+def _make_decay(
+    decay: str, epochs: float, params: Mapping[str, Any], horizon: float | None = None
+) -> Callable[[float], float]:
+    """Validate the decay parameters (in epochs, against the budget ``epochs``) and return d(e).
+
+    ``horizon`` is the length over which decays defined by the budget (polynomial, cosine)
+    run: ``epochs`` normally, ``epochs - W`` when the decay's clock starts at the warmup's end.
+    """
+    horizon = epochs if horizon is None else horizon
     allowed = _DECAY_PARAMS[decay]
     unknown = sorted(set(params) - set(allowed))
     if unknown:
@@ -215,18 +347,22 @@ def _make_decay(decay: str, epochs: float, params: Mapping[str, Any]) -> Callabl
             return lambda e: 1.0 if e < start else gamma ** math.floor(e - start)
         return lambda e: 1.0 if e < start else gamma ** (e - start)
 
-    if decay == "polynomial":
-        power = _real("power", p["power"])
-        if power <= 0.0:
-            raise ValueError(f"power={p['power']!r} for decay='polynomial' must be > 0")
+    if decay in ("polynomial", "cosine"):
+        if decay == "polynomial":
+            power = _real("power", p["power"])
+            if power <= 0.0:
+                raise ValueError(f"power={p['power']!r} for decay='polynomial' must be > 0")
         end = _end_factor(p["end_factor"], decay)
-        return lambda e: end + (1.0 - end) * (1.0 - e / epochs) ** power
+        if horizon <= 0.0:  # the warmup fills the budget: the decay never starts
+            return lambda e: 1.0
+        if decay == "polynomial":
+            return lambda e: end + (1.0 - end) * (1.0 - e / horizon) ** power
+        return lambda e: end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * e / horizon))
 
-    if decay == "cosine":
-        end = _end_factor(p["end_factor"], decay)
-        return lambda e: end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * e / epochs))
+    return _multistep(p, epochs)
 
-    # multistep
+
+def _multistep(p: Mapping[str, Any], epochs: float) -> Callable[[float], float]:
     raw = p["milestones"]
     if isinstance(raw, str | bytes) or not hasattr(raw, "__iter__"):
         raise ValueError(f"milestones must be a list of epochs, got {raw!r}")
@@ -240,150 +376,92 @@ def _make_decay(decay: str, epochs: float, params: Mapping[str, Any]) -> Callabl
             f"milestones={list(raw)!r} must lie in (0, epochs={epochs:g}] "
             "(decay parameters are in epochs, not steps; d(0) must be 1)"
         )
-    gamma = _gamma("gamma", p["gamma"], decay)
+    gamma = _gamma("gamma", p["gamma"], "multistep")
     return lambda e: gamma ** bisect_right(milestones, e)
 
 
-def _build(
-    base_lr: Any,
-    base_batch_size: Any,
-    batch_size: Any,
-    warmup_epochs: Any,
-    epochs: Any,
-    rule: Any,
-    warmup: Any,
-    decay: Any,
-    decay_params: Mapping[str, Any],
-) -> _Schedule:
-    """Validate every argument and precompute the schedule (the slow path; cached by callers)."""
-    lr0 = _real("base_lr", base_lr)
+def _numbers(spec: ScheduleSpec) -> tuple[float, float, float, float]:
+    """Validated (base_lr, k, epochs, warmup_epochs) of a spec."""
+    lr0 = _real("base_lr", spec.base_lr)
     if lr0 < 0.0:
-        raise ValueError(f"base_lr must be >= 0, got {base_lr!r}")
-    b0 = _real("base_batch_size", base_batch_size)
+        raise ValueError(f"base_lr must be >= 0, got {spec.base_lr!r}")
+    b0 = _real("base_batch_size", spec.base_batch_size)
     if b0 <= 0.0:
-        raise ValueError(f"base_batch_size must be positive, got {base_batch_size!r}")
-    b = _real("batch_size", batch_size)
+        raise ValueError(f"base_batch_size must be positive, got {spec.base_batch_size!r}")
+    b = _real("batch_size", spec.batch_size)
     if b <= 0.0:
-        raise ValueError(f"batch_size must be positive, got {batch_size!r}")
+        raise ValueError(f"batch_size must be positive, got {spec.batch_size!r}")
     k = b / b0
     if not (k > 0.0 and math.isfinite(k)):
         raise ValueError(f"k = batch_size / base_batch_size = {k!r} must be positive and finite")
-    n_epochs = _real("epochs", epochs)
+    n_epochs = _real("epochs", spec.epochs)
     if n_epochs <= 0.0:
-        raise ValueError(f"epochs must be > 0, got {epochs!r}")
-    w0 = _real("warmup_epochs", warmup_epochs)
+        raise ValueError(f"epochs must be > 0, got {spec.epochs!r}")
+    w0 = _real("warmup_epochs", spec.warmup_epochs)
     if w0 < 0.0:
-        raise ValueError(f"warmup_epochs must be >= 0 (0 = no warmup), got {warmup_epochs!r}")
-    rule = _choice("rule", rule, RULES)
-    warmup = _choice("warmup", warmup, WARMUPS)
-    decay = _choice("decay", decay, DECAYS)
+        raise ValueError(f"warmup_epochs must be >= 0 (0 = no warmup), got {spec.warmup_epochs!r}")
+    return lr0, k, n_epochs, w0
 
-    if warmup == "legw":
-        warmup_len = w0 * k
-        if warmup_len > n_epochs * (1.0 + 1e-12):
+
+def _build(spec: ScheduleSpec) -> _Schedule:
+    """Validate every argument and precompute the schedule (the slow path; cached by callers)."""
+    lr0, k, n_epochs, w0 = _numbers(spec)
+    rule = _choice("rule", spec.rule, RULES)
+    warmup = _choice("warmup", spec.warmup, WARMUPS)
+    decay = _choice("decay", spec.decay, DECAYS)
+    handover = _choice("handover", spec.handover, HANDOVERS)
+
+    warmup_len = w0 * k if warmup == "legw" else w0
+    if warmup_len > n_epochs * (1.0 + 1e-12):
+        if warmup == "legw":
             raise ValueError(
-                f"warmup_epochs * k = {warmup_len} epochs exceeds epochs={epochs!r}; "
+                f"warmup_epochs * k = {warmup_len} epochs exceeds epochs={spec.epochs!r}; "
                 "reduce warmup_epochs or use warmup='fixed'"
             )
-    else:
-        warmup_len = w0
-        if warmup_len > n_epochs * (1.0 + 1e-12):
-            raise ValueError(
-                f"warmup_epochs = {warmup_epochs!r} epochs exceeds epochs={epochs!r}; "
-                "reduce warmup_epochs"
-            )
+        raise ValueError(
+            f"warmup_epochs = {spec.warmup_epochs!r} epochs exceeds epochs={spec.epochs!r}; "
+            "reduce warmup_epochs"
+        )
 
     scale = {"sqrt": math.sqrt(k), "linear": k, "none": 1.0}[rule]
-    decay_fn = _make_decay(decay, n_epochs, decay_params)
+    horizon = n_epochs - warmup_len if handover == "shifted" else n_epochs
+    decay_fn = _make_decay(decay, n_epochs, spec.params(), horizon=max(horizon, 0.0))
     return _Schedule(
-        k=k, peak=lr0 * scale, warmup_len=warmup_len, epochs=n_epochs, decay_fn=decay_fn
+        k=k,
+        peak=lr0 * scale,
+        warmup_len=warmup_len,
+        epochs=n_epochs,
+        handover=handover,
+        decay_fn=decay_fn,
     )
 
 
-def _freeze(value: Any) -> Any:
-    """Make a decay parameter value hashable for the cache, keeping types apart.
-
-    lru_cache would otherwise treat ``True``, ``1`` and ``1.0`` as the same key, so a value
-    validation rejects could hit a cache entry built from one it accepts.
-    """
-    if isinstance(value, list | tuple):
-        return (list, tuple(_freeze(v) for v in value))
-    return (type(value), value)
+@lru_cache(maxsize=256)
+def _build_cached(key: tuple[Any, ...], spec: ScheduleSpec) -> _Schedule:
+    return _build(spec)
 
 
-def _thaw(frozen: Any) -> Any:
-    """Inverse of ``_freeze``."""
-    kind, value = frozen
-    return [_thaw(v) for v in value] if kind is list else value
-
-
-@lru_cache(maxsize=256, typed=True)
-def _build_cached(
-    base_lr: Any,
-    base_batch_size: Any,
-    batch_size: Any,
-    warmup_epochs: Any,
-    epochs: Any,
-    rule: Any,
-    warmup: Any,
-    decay: Any,
-    frozen_params: tuple[tuple[str, Any], ...],
-) -> _Schedule:
-    return _build(
-        base_lr,
-        base_batch_size,
-        batch_size,
-        warmup_epochs,
-        epochs,
-        rule,
-        warmup,
-        decay,
-        {name: _thaw(v) for name, v in frozen_params},
-    )
-
-
-def _compile(
-    base_lr: Any,
-    base_batch_size: Any,
-    batch_size: Any,
-    warmup_epochs: Any,
-    epochs: Any,
-    rule: Any,
-    warmup: Any,
-    decay: Any,
-    decay_params: Mapping[str, Any],
-) -> _Schedule:
-    """Validated schedule, cached on the (hashable) arguments so repeated calls are cheap."""
-    args = (base_lr, base_batch_size, batch_size, warmup_epochs, epochs, rule, warmup, decay)
-    try:
-        frozen = tuple(sorted((n, _freeze(v)) for n, v in decay_params.items()))
-        hash((args, frozen))
-    except TypeError:  # an unhashable argument (e.g. a numpy array): validate uncached
-        return _build(*args, decay_params)
-    return _build_cached(*args, frozen)
+def _as_spec(spec: ScheduleSpec | None, kwargs: Mapping[str, Any]) -> ScheduleSpec:
+    if spec is None:
+        return ScheduleSpec.of(**kwargs)
+    if kwargs:
+        raise TypeError(
+            f"give a ScheduleSpec or keyword arguments, not both (got {sorted(kwargs)})"
+        )
+    return spec
 
 
 # --------------------------------------------------------------------------- public functions
 
 
-def learning_rate(
-    epoch: float,
-    *,
-    base_lr: float,
-    base_batch_size: float,
-    batch_size: float,
-    warmup_epochs: float,
-    epochs: float,
-    rule: str = "sqrt",
-    warmup: str = "legw",
-    decay: str = "constant",
-    **decay_params: Any,
-) -> float:
-    """Learning rate at fractional ``epoch``: ``peak * w(epoch) * d(epoch)``.
+def learning_rate(epoch: float, spec: ScheduleSpec | None = None, **kwargs: Any) -> float:
+    """Learning rate at fractional ``epoch`` (see the module docstring for the formulas).
 
-    A pure function, so a training loop, a plot and a test all read the same curve.  See the
-    module docstring for the formulas.  ``base_lr`` / ``base_batch_size`` / ``warmup_epochs``
-    describe the tuned small-batch recipe; ``batch_size`` is the batch actually used.
+    Give a ``ScheduleSpec`` or its fields as keyword arguments: ``base_lr``,
+    ``base_batch_size``, ``batch_size``, ``warmup_epochs``, ``epochs`` (required; the tuned
+    small-batch recipe and the batch actually used), ``rule="sqrt"``, ``warmup="legw"``,
+    ``decay="constant"``, ``handover="product"``, and the decay's parameters.  A pure
+    function, so a training loop, a plot and a test all read the same curve.
 
     Decay parameters (all in epochs, so they mean the same at every batch size):
 
@@ -396,89 +474,66 @@ def learning_rate(
     * ``cosine``: ``end_factor=0.0``.
     * ``multistep``: ``milestones`` (required; sorted epochs in (0, epochs]), ``gamma=0.1``.
 
-    Because the decay is evaluated at the absolute epoch, a decay that starts before the
-    warmup ends caps the largest rate actually reached at ``peak * d(W)`` < ``peak``.
-
     ``epoch > epochs`` is clamped to ``epochs`` (a final partial step must not crash);
     ``epoch < 0`` raises.  Invalid arguments raise ValueError (see ``validate_schedule``);
     validation is cached, so calling this every step costs little.
     """
-    sched = _compile(
-        base_lr,
-        base_batch_size,
-        batch_size,
-        warmup_epochs,
-        epochs,
-        rule,
-        warmup,
-        decay,
-        decay_params,
-    )
-    return sched(epoch)
+    return _as_spec(spec, kwargs).compile()(epoch)
 
 
-def validate_schedule(
-    *,
-    base_lr: float,
-    base_batch_size: float,
-    batch_size: float,
-    warmup_epochs: float,
-    epochs: float,
-    rule: str = "sqrt",
-    warmup: str = "legw",
-    decay: str = "constant",
-    **decay_params: Any,
-) -> None:
+def validate_schedule(spec: ScheduleSpec | None = None, **kwargs: Any) -> None:
     """Raise ValueError naming the bad argument, its value and the fix; return None if valid.
 
     Checked: batch sizes > 0; base_lr >= 0; warmup_epochs >= 0; epochs > 0; all finite; the
     warmup actually used (``warmup_epochs * k`` under LEGW) fits inside ``epochs``; the
-    rule / warmup / decay names; the decay parameters (names, required ones, ranges, sorted
-    milestones).  Run it at config time to fail before any training starts.
+    rule / warmup / decay / handover names; the decay parameters (names, required ones,
+    ranges, sorted milestones).  Run it at config time to fail before any training starts.
     """
-    _build(
-        base_lr,
-        base_batch_size,
-        batch_size,
-        warmup_epochs,
-        epochs,
-        rule,
-        warmup,
-        decay,
-        decay_params,
-    )
+    _as_spec(spec, kwargs).validate()
+
+
+def lr_stats(
+    sched: Callable[[float], float], epochs: float, steps_per_epoch: int | None
+) -> tuple[float, float]:
+    """(highest, mean) learning rate over the run.
+
+    With ``steps_per_epoch``: over the optimizer steps actually taken (step ``s`` trains with
+    ``lr(s / steps_per_epoch)``).  Without: over a fine grid of the epoch axis (midpoints for
+    the mean; grid points for the max), which is what the steps tend to as batches shrink.
+    """
+    if steps_per_epoch:
+        n = max(1, round(epochs * steps_per_epoch))
+        lrs = [sched(s / steps_per_epoch) for s in range(n)]
+        return max(lrs), sum(lrs) / n
+    n = 20_000
+    grid = [sched(epochs * i / n) for i in range(n + 1)]
+    mids = [sched(epochs * (i + 0.5) / n) for i in range(n)]
+    return max(grid), sum(mids) / n
 
 
 def schedule_summary(
-    *,
-    base_lr: float,
-    base_batch_size: float,
-    batch_size: float,
-    warmup_epochs: float,
-    epochs: float,
-    rule: str = "sqrt",
-    warmup: str = "legw",
-    decay: str = "constant",
-    **decay_params: Any,
-) -> dict[str, float]:
-    """What the scaling policy did, for run logs: ``k``, ``peak_lr`` and the ``warmup_epochs``
-    actually used (W, in epochs: ``warmup_epochs * k`` under LEGW).
+    spec: ScheduleSpec | None = None, *, steps_per_epoch: int | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    """What the scaling policy did, for run logs and reports.
 
-    ``peak_lr`` is the rule's target; if the decay starts before the warmup ends the curve
-    tops out at ``peak_lr * d(W)`` instead (see the module docstring).
+    ``k``; ``peak_lr``, the rule's target; ``warmup_epochs`` actually used (W, in epochs:
+    ``warmup_epochs * k`` under LEGW); ``handover``; ``max_lr``, the highest rate actually
+    reached (below ``peak_lr`` under ``product`` when the decay starts before the warmup
+    ends); ``mean_lr``, the mean rate over the run -- with the same number of epochs, the
+    quantity that explains most of the differences between policies.  Give
+    ``steps_per_epoch`` for the exact per-step values of a run.
     """
-    s = _build(
-        base_lr,
-        base_batch_size,
-        batch_size,
-        warmup_epochs,
-        epochs,
-        rule,
-        warmup,
-        decay,
-        decay_params,
-    )
-    return {"k": s.k, "peak_lr": s.peak, "warmup_epochs": s.warmup_len}
+    s = _as_spec(spec, kwargs)
+    sched = _build(s)
+    max_lr, mean_lr = lr_stats(sched, sched.epochs, steps_per_epoch)
+    return {
+        "k": sched.k,
+        "peak_lr": sched.peak,
+        "warmup_epochs": sched.warmup_len,
+        "handover": sched.handover,
+        "max_lr": max_lr,
+        "mean_lr": mean_lr,
+    }
 
 
 # --------------------------------------------------------------------------- torch scheduler
@@ -514,17 +569,10 @@ class LEGWScheduler(LRScheduler):
         self,
         optimizer: torch.optim.Optimizer,
         steps_per_epoch: int,
+        spec: ScheduleSpec | None = None,
         *,
         last_epoch: int = -1,
-        base_lr: float,
-        base_batch_size: float,
-        batch_size: float,
-        warmup_epochs: float,
-        epochs: float,
-        rule: str = "sqrt",
-        warmup: str = "legw",
-        decay: str = "constant",
-        **decay_params: Any,
+        **kwargs: Any,
     ) -> None:
         if (
             isinstance(steps_per_epoch, bool)
@@ -533,27 +581,12 @@ class LEGWScheduler(LRScheduler):
         ):
             raise ValueError(f"steps_per_epoch must be a positive integer, got {steps_per_epoch!r}")
         self.steps_per_epoch = int(steps_per_epoch)
-        self.schedule_kwargs: dict[str, Any] = {
-            "base_lr": base_lr,
-            "base_batch_size": base_batch_size,
-            "batch_size": batch_size,
-            "warmup_epochs": warmup_epochs,
-            "epochs": epochs,
-            "rule": rule,
-            "warmup": warmup,
-            "decay": decay,
-            **{n: (list(v) if isinstance(v, tuple) else v) for n, v in decay_params.items()},
-        }
+        self.spec = _as_spec(spec, kwargs)
+        #: the flat keyword form, saved in state_dict() (plain Python values only)
+        self.schedule_kwargs: dict[str, Any] = self.spec.kwargs()
         # Validate once, here; get_lr() then only evaluates the precomputed schedule.
-        self._schedule = self._compile_kwargs(self.schedule_kwargs)
+        self._schedule = _build(self.spec)
         super().__init__(optimizer, last_epoch)
-
-    @staticmethod
-    def _compile_kwargs(kw: Mapping[str, Any]) -> _Schedule:
-        names = ("base_lr", "base_batch_size", "batch_size", "warmup_epochs", "epochs")
-        names += ("rule", "warmup", "decay")
-        params = {n: v for n, v in kw.items() if n not in names}
-        return _build(*(kw[n] for n in names), params)
 
     def _ratios(self) -> list[float]:
         base = float(self.schedule_kwargs["base_lr"])
@@ -569,13 +602,18 @@ class LEGWScheduler(LRScheduler):
     def state_dict(self) -> dict[str, Any]:
         state = super().state_dict()
         state.pop("_schedule", None)  # a closure: rebuilt from schedule_kwargs on load
+        state.pop("spec", None)  # ditto (schedule_kwargs is its plain form)
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         state = dict(state_dict)
         state.pop("_schedule", None)
+        state.pop("spec", None)
         super().load_state_dict(state)
-        self._schedule = self._compile_kwargs(self.schedule_kwargs)
+        # checkpoints written before `handover` existed used the product form (its default)
+        self.spec = ScheduleSpec.of(**self.schedule_kwargs)
+        self.schedule_kwargs = self.spec.kwargs()
+        self._schedule = _build(self.spec)
         # Put the restored step's rate back into the optimizer, so resuming works even when
         # the optimizer state is not (or not yet) loaded.
         for group, lr in zip(self.optimizer.param_groups, self.get_lr(), strict=True):

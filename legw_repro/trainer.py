@@ -45,6 +45,7 @@ def schedule_kwargs(cfg: DictConfig) -> dict[str, Any]:
         rule=str(cfg.policy.rule),
         warmup=str(cfg.policy.warmup),
         decay=str(sched.decay),
+        handover=str(sched.get("handover", "product")),
         **dict(sched.get(str(sched.decay)) or {}),
     )
 
@@ -356,10 +357,15 @@ class Trainer:
         return final
 
     def summary_fields(self) -> dict[str, Any]:
-        info = schedule_summary(**self.sched_kwargs)
+        if not hasattr(self, "_sched_info"):  # exact per-step values; computed once
+            self._sched_info = schedule_summary(steps_per_epoch=self.spe, **self.sched_kwargs)
+        info = self._sched_info
         return {
             "peak_lr": info["peak_lr"],
             "warmup_epochs": info["warmup_epochs"],
+            "handover": info["handover"],
+            "max_lr": info["max_lr"],
+            "mean_lr": info["mean_lr"],
             "k": info["k"],
             "steps_per_epoch": self.spe,
             "total_steps": self.total_steps,

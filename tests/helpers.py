@@ -70,5 +70,6 @@ def scheduled_lr(cfg: dict, step: int, steps_per_epoch: int, *, optimizer: str =
         rule=cfg["policy"]["rule"],
         warmup=cfg["policy"]["warmup"],
         decay=sched["decay"],
+        handover=sched.get("handover", "product"),
         **sched[sched["decay"]],
     )

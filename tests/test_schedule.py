@@ -14,9 +14,11 @@ from hypothesis import strategies as st
 
 from legw_repro.schedule import (
     DECAYS,
+    HANDOVERS,
     POLICIES,
     LEGWScheduler,
     Policy,
+    ScheduleSpec,
     learning_rate,
     policy,
     schedule_summary,
@@ -572,3 +574,197 @@ def test_readme_example_runs(capsys):
     exec(compile(blocks[0], "README.md", "exec"), {"__name__": "__docs__"})
     out = capsys.readouterr().out
     assert "'peak_lr': 0.1" in out and "'warmup_epochs': 2.0" in out
+
+
+# --------------------------------------------------------------------------- hand-over forms
+
+# MNIST-like: linear decay over a 10-epoch budget, LEGW warmup of 5 epochs at k=64 (peak 0.8).
+MNIST64 = dict(
+    base_lr=0.1,
+    base_batch_size=128,
+    batch_size=128 * 64,
+    warmup_epochs=5 / 64,
+    epochs=10,
+    decay="polynomial",
+    power=1.0,
+    end_factor=0.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("handover", "epoch", "expected"),
+    [
+        # product: 0.8 * (e / 5) * (1 - e / 10)
+        ("product", 2.5, 0.8 * 0.5 * 0.75),
+        ("product", 5.0, 0.8 * 1.0 * 0.5),
+        ("product", 7.5, 0.8 * 0.25),
+        # absolute: 0.8 * e / 5 before W, then 0.8 * (1 - e / 10)
+        ("absolute", 2.5, 0.8 * 0.5),
+        ("absolute", 5.0, 0.8 * 0.5),
+        ("absolute", 7.5, 0.8 * 0.25),
+        # shifted: 0.8 * e / 5 before W, then 0.8 * (1 - (e - 5) / (10 - 5))
+        ("shifted", 2.5, 0.8 * 0.5),
+        ("shifted", 5.0, 0.8),
+        ("shifted", 7.5, 0.8 * 0.5),
+        ("shifted", 10.0, 0.0),
+    ],
+)
+def test_handover_values_polynomial(handover, epoch, expected):
+    assert learning_rate(epoch, **MNIST64, handover=handover) == pytest.approx(expected)
+
+
+# Hand-computed values for every decay at W = 2 (k = 2, warmup_epochs = 1), epochs = 40.
+HAND = dict(base_lr=0.5, base_batch_size=20, batch_size=40, warmup_epochs=1.0, epochs=40)
+PEAK2 = 0.5 * math.sqrt(2)
+
+
+def _d_exp(x):  # gamma 0.8, start 0.5
+    return 1.0 if x < 0.5 else 0.8 ** (x - 0.5)
+
+
+def _d_poly(x, horizon):  # power 2, end 0.1
+    return 0.1 + 0.9 * (1 - x / horizon) ** 2
+
+
+def _d_cos(x, horizon):  # end 0.05
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * x / horizon))
+
+
+def _d_multi(x):  # milestones 10, 20, 30; gamma 0.5
+    return 0.5 ** sum(m <= x for m in (10, 20, 30))
+
+
+HAND_DECAY = {
+    "constant": (lambda x: 1.0, lambda x: 1.0),
+    "exponential": (_d_exp, _d_exp),
+    "polynomial": (lambda x: _d_poly(x, 40), lambda x: _d_poly(x, 38)),
+    "cosine": (lambda x: _d_cos(x, 40), lambda x: _d_cos(x, 38)),
+    "multistep": (_d_multi, _d_multi),
+}
+
+
+@pytest.mark.parametrize("decay", DECAYS)
+@pytest.mark.parametrize("epoch", [0.0, 0.5, 1.0, 1.9, 2.0, 2.7, 11.0, 25.0, 39.0, 40.0])
+def test_handover_values_every_decay(decay, epoch):
+    d_abs, d_shift = HAND_DECAY[decay]
+    w = min(1.0, epoch / 2.0)
+    args = {**HAND, "decay": decay, **DECAY_PARAMS[decay]}
+    expected = {
+        "product": PEAK2 * w * d_abs(epoch),
+        "absolute": PEAK2 * (w if epoch < 2 else d_abs(epoch)),
+        "shifted": PEAK2 * (w if epoch < 2 else d_shift(epoch - 2)),
+    }
+    for handover, value in expected.items():
+        got = learning_rate(epoch, **args, handover=handover)
+        assert got == pytest.approx(value, rel=1e-12, abs=1e-15), handover
+
+
+@pytest.mark.parametrize("decay", DECAYS)
+def test_handovers_agree_without_warmup(decay):
+    args = {**HAND, "warmup_epochs": 0.0, "decay": decay, **DECAY_PARAMS[decay]}
+    for e in (0.0, 3.3, 17.0, 40.0):
+        values = {h: learning_rate(e, **args, handover=h) for h in HANDOVERS}
+        assert len(set(values.values())) == 1, values
+
+
+@pytest.mark.parametrize("decay", CONTINUOUS_DECAYS)
+@pytest.mark.parametrize("handover", ["product", "shifted"])
+def test_handover_continuous_at_warmup_end(decay, handover):
+    args = {**HAND, "decay": decay, **DECAY_PARAMS[decay], "handover": handover}
+    eps = 1e-9
+    before, after = learning_rate(2.0 - eps, **args), learning_rate(2.0 + eps, **args)
+    assert before == pytest.approx(after, rel=1e-6, abs=1e-9)
+    if handover == "shifted":  # the full peak is reached where the warmup ends
+        assert learning_rate(2.0, **args) == pytest.approx(PEAK2)
+
+
+def test_absolute_jumps_down_by_the_decay_at_warmup_end():
+    args = {**MNIST64, "handover": "absolute"}
+    eps = 1e-9
+    assert learning_rate(5.0 - eps, **args) == pytest.approx(0.8)
+    assert learning_rate(5.0, **args) == pytest.approx(0.4)
+
+
+@pytest.mark.parametrize(
+    ("handover", "max_lr", "mean_lr"),
+    [
+        # integrals of the curves above over [0, 10], divided by 10
+        ("product", 0.4, 0.8 * (5 / 2 - 125 / 150 + 5 - 75 / 20) / 10),
+        ("absolute", 0.8, 0.8 * (2.5 + 1.25) / 10),
+        ("shifted", 0.8, 0.8 * (2.5 + 2.5) / 10),
+    ],
+)
+def test_summary_reports_highest_and_mean_lr(handover, max_lr, mean_lr):
+    info = schedule_summary(**MNIST64, handover=handover)
+    assert info["peak_lr"] == pytest.approx(0.8)
+    assert info["handover"] == handover
+    assert info["max_lr"] == pytest.approx(max_lr, rel=1e-3)
+    assert info["mean_lr"] == pytest.approx(mean_lr, rel=1e-3)
+    # per optimizer step (step s trains at lr(s / spe)): close to the continuous value
+    steps = schedule_summary(**MNIST64, handover=handover, steps_per_epoch=7)
+    assert steps["mean_lr"] == pytest.approx(mean_lr, rel=0.05)
+    lrs = [learning_rate(s / 7, **MNIST64, handover=handover) for s in range(70)]
+    assert steps["mean_lr"] == pytest.approx(sum(lrs) / 70, rel=1e-12)
+    assert steps["max_lr"] == max(lrs)
+
+
+def test_shifted_warmup_filling_the_budget_never_decays():
+    args = {**MNIST64, "warmup_epochs": 10 / 64, "handover": "shifted"}
+    assert learning_rate(10.0, **args) == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("handover", HANDOVERS)
+def test_scheduler_resumes_exactly_under_every_handover(handover):
+    args = {**MNIST64, "handover": handover}
+
+    def make():
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=0.1)
+        return opt, LEGWScheduler(opt, 7, **args)
+
+    opt, sched = make()
+    full = []
+    for _ in range(70):
+        full.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    opt, sched = make()
+    for _ in range(30):
+        opt.step()
+        sched.step()
+    buf = io.BytesIO()
+    torch.save(sched.state_dict(), buf)
+    opt2, sched2 = make()
+    buf.seek(0)
+    sched2.load_state_dict(torch.load(buf, weights_only=True))
+    rest = []
+    for _ in range(40):
+        rest.append(opt2.param_groups[0]["lr"])
+        opt2.step()
+        sched2.step()
+    assert rest == full[30:]
+    assert sched2.schedule_kwargs["handover"] == handover
+
+
+def test_old_checkpoint_without_handover_resumes_as_product():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = LEGWScheduler(opt, 7, **MNIST64)
+    state = sched.state_dict()
+    del state["schedule_kwargs"]["handover"]
+    sched2 = LEGWScheduler(opt, 7, **{**MNIST64, "handover": "shifted"})
+    sched2.load_state_dict(state)
+    assert sched2.spec.handover == "product"
+
+
+def test_spec_is_the_one_signature():
+    spec = ScheduleSpec.of(**MNIST64, handover="shifted")
+    assert learning_rate(7.5, spec) == learning_rate(7.5, **MNIST64, handover="shifted")
+    assert ScheduleSpec.of(**spec.kwargs()) == spec
+    assert hash(spec) == hash(ScheduleSpec.of(**spec.kwargs()))
+    with pytest.raises(ValueError, match=r"missing schedule argument\(s\) \['epochs'\]"):
+        ScheduleSpec.of(base_lr=1, base_batch_size=1, batch_size=1, warmup_epochs=0)
+    with pytest.raises(ValueError, match=r"handover='shift' is not one of"):
+        validate_schedule(**MNIST64, handover="shift")
+    with pytest.raises(TypeError, match="not both"):
+        learning_rate(1.0, spec, base_lr=2.0)
