@@ -52,6 +52,34 @@ def alias_run(src: Path, dst: Path, policy: dict) -> None:
     tmp.replace(dst / "summary.json")
 
 
+def plan_grid(
+    root: Path,
+    batches: list[int],
+    policies: list[str],
+    seeds: list[int],
+    base_batch: int,
+    pol_cfg: dict[str, dict],
+    overrides: list[str],
+) -> tuple[list[tuple], list[tuple]]:
+    """(jobs, aliases) of one grid: a job per (seed, batch, policy) under ``root``, except that
+    at k=1 every SGD policy has the same schedule (peak = base_lr, warmup = the base warmup),
+    so they share one run, recorded under each policy's name (an alias)."""
+    jobs, aliases = [], []
+    for seed in seeds:
+        for batch in batches:
+            shared = None
+            for p in policies:
+                run_dir = root / p / f"b{batch}-s{seed}"
+                if batch == base_batch and pol_cfg[p]["optimizer"] == "sgd":
+                    if shared is None:
+                        shared = run_dir
+                    else:
+                        aliases.append((shared, run_dir, pol_cfg[p]))
+                        continue
+                jobs.append((p, batch, seed, run_dir, list(overrides)))
+    return jobs, aliases
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--task", required=True)
@@ -118,30 +146,22 @@ def main(argv: list[str] | None = None) -> int:
         pol_cfg[p] = load_yaml(f)
 
     root = Path(args.runs_dir) / args.task / scale
-    jobs, aliases = [], []
-    for seed in seeds:
-        for batch in batches:
-            shared = None
-            for p in policies:
-                run_dir = root / p / f"b{batch}-s{seed}"
-                # at k=1 every SGD policy has the same schedule (peak = base_lr, warmup = the
-                # base warmup), so they share one run, recorded under each policy's name
-                if batch == base_batch and pol_cfg[p]["optimizer"] == "sgd":
-                    if shared is None:
-                        shared = run_dir
-                    else:
-                        aliases.append((shared, run_dir, pol_cfg[p]))
-                        continue
-                jobs.append((p, batch, seed, run_dir, []))
+    jobs, aliases = plan_grid(root, batches, policies, seeds, base_batch, pol_cfg, [])
     # variants: extra runs with overrides (e.g. a longer budget, clipping off) in their own
     # directories and result folders, so they never mix with the main grid's aggregates
     variants = {} if args.no_variants else (sweep.get("variants") or {})
     for name, v in variants.items():
-        for seed in v.get("seeds", seeds):
-            for batch in v.get("batch_sizes", batches):
-                for p in v.get("policies", policies):
-                    run_dir = root.with_name(f"{scale}-{name}") / p / f"b{batch}-s{seed}"
-                    jobs.append((p, batch, seed, run_dir, list(v.get("overrides", []))))
+        v_jobs, v_aliases = plan_grid(
+            root.with_name(f"{scale}-{name}"),
+            v.get("batch_sizes", batches),
+            v.get("policies", policies),
+            v.get("seeds", seeds),
+            base_batch,
+            pol_cfg,
+            list(v.get("overrides", [])),
+        )
+        jobs += v_jobs
+        aliases += v_aliases
     out = (
         Path(args.out)
         if args.out
@@ -258,6 +278,8 @@ def restore_committed(
                 )
             current[key] = OmegaConf.to_container(cfg, resolve=True)
         old = yaml.safe_load((record / "config.yaml").read_text())
+        # records from before `task.schedule.handover` existed used its default, `product`
+        old.get("task", {}).get("schedule", {}).setdefault("handover", "product")
         want = current[key]
         if old.get("task") != want["task"] or old.get("epochs") != want["epochs"]:
             print(f"==> {record}: committed with another recipe or budget; it will be retrained")
