@@ -27,16 +27,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from legw_repro.analysis import AnalysisError
+from legw_repro.analysis.metrics import METRICS, metric_info
+
 # Policies in the order tables and legends list them (the paper's method first).
 POLICY_ORDER: tuple[str, ...] = ("sqrt_legw", "sqrt", "linear", "adam", "none", "tuned")
 STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "running")
-# Task -> (metric, higher_is_better), used only when a summary lacks these fields.
-TASK_METRICS: dict[str, tuple[str, bool]] = {
-    "ptb": ("ppl", False),
-    "mnist": ("acc", True),
-    "gnmt": ("bleu", True),
-}
-METRIC_HIGHER_IS_BETTER: dict[str, bool] = {"ppl": False, "acc": True, "bleu": True, "loss": False}
 
 # The columns every run table has (NaN where a record lacks the field), in this order.
 RUN_COLUMNS: tuple[str, ...] = (
@@ -91,10 +87,6 @@ AGG_COLUMNS: tuple[str, ...] = (
     "gap_to_base",
     "gap_to_base_pct",
 )
-
-
-class AnalysisError(RuntimeError):
-    """A problem with the inputs of the analysis (no runs found, W&B unreachable, ...)."""
 
 
 # --------------------------------------------------------------------------- helpers
@@ -203,11 +195,13 @@ def runs_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         return df[list(RUN_COLUMNS)]
 
     for i, row in df.iterrows():
-        task = row["task"]
-        if _is_missing(row["metric"]) and task in TASK_METRICS:
-            df.at[i, "metric"] = TASK_METRICS[task][0]
-        if _is_missing(df.at[i, "higher_is_better"]):
-            df.at[i, "higher_is_better"] = METRIC_HIGHER_IS_BETTER.get(df.at[i, "metric"], False)
+        if _is_missing(row["metric"]):  # a W&B run without the field: the metric it reports
+            found = [
+                m for m in METRICS if any(pd.notna(row.get(f"{s}_{m}")) for s in ("test", "valid"))
+            ]
+            df.at[i, "metric"] = found[0] if found else np.nan
+        if _is_missing(df.at[i, "higher_is_better"]) and not _is_missing(df.at[i, "metric"]):
+            df.at[i, "higher_is_better"] = metric_info(df.at[i, "metric"]).higher_is_better
         if _is_missing(row["status"]):
             df.at[i, "status"] = "unknown"
     df["higher_is_better"] = df["higher_is_better"].astype(bool)
@@ -437,15 +431,7 @@ class Target:
     @property
     def label(self) -> str:
         op = "≥" if self.higher_is_better else "≤"
-        v = f"{100 * self.value:.2f}%" if self.metric == "acc" else f"{self.value:.4g}"
-        return f"valid {self.metric} {op} {v}"
-
-
-def default_tolerance(metric: str, higher_is_better: bool) -> tuple[float, str]:
-    """(tolerance, kind): 0.5 points of accuracy (absolute), else 1% of the value (relative)."""
-    if metric == "acc":
-        return 0.005, "abs"
-    return 0.01, "rel"
+        return f"valid {self.metric} {op} {metric_info(self.metric).format_short(self.value)}"
 
 
 def default_target(
@@ -459,7 +445,7 @@ def default_target(
     """The time-to-target goal for ``task``. With ``value``, that value (an accuracy above 1 is
     read as percent). Otherwise the mean over seeds of ``best_valid_<metric>`` of the completed
     base-batch runs under ``policy`` (another policy when it has none), relaxed by
-    ``tolerance`` (default: 1% for ppl/bleu, 0.5 points for accuracy)."""
+    ``tolerance`` (default: the metric's, see :mod:`legw_repro.analysis.metrics`)."""
     tasks = runs["task"].dropna().unique().tolist()
     if task is None:
         if len(tasks) != 1:
@@ -469,10 +455,10 @@ def default_target(
     if sub.empty:
         raise AnalysisError(f"no runs of task {task!r}")
     metric = str(_first_valid(sub["metric"]))
+    info = metric_info(metric)
     hib = bool(_first_valid(sub["higher_is_better"]))
     if value is not None:
-        v = float(value) / 100.0 if metric == "acc" and float(value) > 1.0 else float(value)
-        return Target(task, metric, hib, v, "set with --target")
+        return Target(task, metric, hib, info.parse(value), "set with --target")
     done = sub[(sub["status"] == "completed") & (sub["batch_size"] == sub["base_batch_size"])]
     if done.empty:
         done = sub[(sub["status"] == "completed") & (sub["batch_size"] == sub["batch_size"].min())]
@@ -489,14 +475,9 @@ def default_target(
     if vals.empty:
         raise AnalysisError(f"task {task}: base-batch runs have no {col} to derive a target from")
     best = float(vals.mean())
-    tol, kind = default_tolerance(metric, hib)
-    if tolerance is not None:
-        tol = float(tolerance)
-    sign = -1.0 if hib else 1.0
-    target = best + sign * tol if kind == "abs" else best * (1.0 + sign * tol)
+    target, tol_txt = info.relax(best, tolerance)
     batch = int(base_runs["batch_size"].iloc[0])
-    tol_txt = f"{100 * tol:g} pt" if kind == "abs" else f"{100 * tol:g}%"
-    best_txt = f"{100 * best:.2f}%" if metric == "acc" else f"{best:.4g}"
+    best_txt = info.format_short(best)
     desc = f"{chosen} at batch {batch}: mean best valid {metric} {best_txt}, relaxed by {tol_txt}"
     return Target(task, metric, hib, target, desc)
 

@@ -45,6 +45,7 @@ from legw_repro.analysis.collect import (  # noqa: E402
     ordered_policies,
     time_to_target,
 )
+from legw_repro.analysis.metrics import metric_info  # noqa: E402
 from legw_repro.analysis.references import references_for  # noqa: E402
 from legw_repro.scales import is_reduced  # noqa: E402
 
@@ -78,7 +79,6 @@ POLICY_LABELS: dict[str, str] = {
 }
 TASK_TITLES: dict[str, str] = {"ptb": "PTB", "mnist": "MNIST", "gnmt": "GNMT-lite"}
 TASK_MODELS: dict[str, str] = {"ptb": "LSTM LM", "mnist": "LSTM", "gnmt": "seq2seq"}
-METRIC_NAMES: dict[str, str] = {"ppl": "perplexity", "acc": "accuracy (%)", "bleu": "BLEU"}
 DIVERGED_COLOR = "#222222"
 FIG_DPI = 150
 
@@ -145,22 +145,13 @@ def _title(task: str, what: str, scale: Any, model_size: Any = None) -> str:
 
 
 def metric_label(metric: str, split: str | None = None, *, direction: bool = True) -> str:
-    name = METRIC_NAMES.get(metric, metric)
-    text = f"{split} {name}" if split else name
-    if direction and metric in ("ppl",):
-        text += " (lower is better)"
-    elif direction and metric in ("acc", "bleu"):
-        text += " (higher is better)"
-    return text
+    info = metric_info(metric)
+    text = f"{split} {info.label}" if split else info.label
+    return text + (f" ({info.direction})" if direction else "")
 
 
 def _display(metric: str, values: Any) -> Any:
-    """Values as drawn: accuracy in percent."""
-    return (
-        np.asarray(values, dtype=float) * 100.0
-        if metric == "acc"
-        else np.asarray(values, dtype=float)
-    )
+    return metric_info(metric).display(values)
 
 
 def _batch_axis(ax, batches: Iterable[int], *, label: bool = True) -> None:
@@ -329,7 +320,8 @@ def _error_inverse(t: Any) -> Any:
 
 def _wants_error_axis(metric: str, values: Iterable[float]) -> bool:
     """Accuracies whose errors (100 - acc) span more than 4x: a collapse next to ~99%."""
-    return metric == "acc" and _wide([100.0 - y for y in values if np.isfinite(y)], 4.0)
+    errors = [100.0 - y for y in values if np.isfinite(y)]
+    return metric_info(metric).axis == "error" and _wide(errors, 4.0)
 
 
 def _set_error_ylim(
@@ -442,7 +434,7 @@ def plot_metric_vs_batch(
         labels.append(lab)
 
     notes = [
-        f"Points: mean over seeds of the final {split} {METRIC_NAMES.get(metric, metric)}; "
+        f"Points: mean over seeds of the final {split} {metric_info(metric).label}; "
         "error bars: ±1 std over seeds (ddof=1); policies are offset slightly along x so that "
         "they do not hide each other.",
     ]
@@ -480,7 +472,7 @@ def plot_metric_vs_batch(
         _set_ylim(
             ax,
             yvals,
-            log=metric == "ppl" and _wide(yvals),
+            log=metric_info(metric).axis == "log" and _wide(yvals),
             room_top=room if not hib else 0.06,
             room_bottom=room if hib else 0.06,
         )
@@ -499,7 +491,7 @@ def plot_metric_vs_batch(
     ax.set_title(
         _title(
             task,
-            f"final {split} {METRIC_NAMES.get(metric, metric)} vs batch size",
+            f"final {split} {metric_info(metric).label} vs batch size",
             _first(g, "scale"),
             model_size,
         ),
@@ -619,7 +611,7 @@ def plot_curves(
             ax.axhline(tv, color="black", lw=1.0, ls=":", zorder=1)
     if target is not None:
         yvals.append(float(_display(metric, [target.value])[0]))
-    log = metric == "ppl" and _wide(yvals)
+    log = metric_info(metric).axis == "log" and _wide(yvals)
     ncols = axes[0].get_gridspec().ncols
     for i, ax in enumerate(axes[: len(batches)]):
         _set_ylim(
@@ -649,7 +641,7 @@ def plot_curves(
     fig.suptitle(
         _title(
             task,
-            f"validation {METRIC_NAMES.get(metric, metric)} during training",
+            f"validation {metric_info(metric).label} during training",
             _first(r, "scale"),
             _first(r, "model_size"),
         ),

@@ -108,8 +108,8 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
     setting where every seed diverged is an 'x' at the bottom edge."""
     import matplotlib.pyplot as plt
 
+    from legw_repro.analysis.metrics import metric_info
     from legw_repro.analysis.plots import (
-        METRIC_NAMES,
         _display,
         _edge_cross,
         _set_error_ylim,
@@ -146,7 +146,7 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
         )
         ax.plot([], [], color=colors[j % 6], marker=markers[j % 6], ls="none", label=label)
     ax.set_xticks(range(len(policies)), policies)
-    ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {METRIC_NAMES.get(metric, metric)}")
+    ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {metric_info(metric).label}")
     ax.set_title(f"{task_title(task)}: budget and clipping diagnostics (x = all seeds diverged)")
     ax.grid(True, axis="y", alpha=0.3)
     ys = _display(metric, cmp["mean"].to_numpy(float))
