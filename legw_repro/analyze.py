@@ -14,8 +14,6 @@ See docs/analysis.md.
 from __future__ import annotations
 
 import argparse
-import netrc
-import os
 import shlex
 import sys
 import warnings
@@ -25,17 +23,20 @@ from typing import Any
 
 import pandas as pd
 
-from legw_repro.analysis.collect import (
-    AnalysisError,
+from legw_repro.analysis import AnalysisError
+from legw_repro.analysis.aggregate import aggregate
+from legw_repro.analysis.collect import collect_runs, find_summaries
+from legw_repro.analysis.history import load_all_metrics
+from legw_repro.analysis.target import (
     Target,
-    aggregate,
     aggregate_time_to_target,
-    collect_runs,
-    collect_wandb,
     default_target,
-    find_summaries,
-    load_all_metrics,
     time_to_target,
+)
+from legw_repro.analysis.wandb_io import (
+    collect_wandb,
+    project_from_runs,
+    upload_wandb,
     wandb_metrics,
 )
 
@@ -184,100 +185,6 @@ def analyze_task(
     }
 
 
-def _split_project(value: str) -> tuple[str | None, str]:
-    if "/" in value:
-        entity, project = value.split("/", 1)
-        return entity or None, project
-    return None, value
-
-
-_CAPTIONS = {
-    "curves": "validation metric vs epoch, one panel per batch size",
-    "lr_schedules": "learning rate actually applied vs epoch, one panel per batch size",
-    "time_to_target": "optimizer steps and wall time to the validation target; speedup",
-}
-
-
-def _caption(task: str, stem: str) -> str:
-    what = _CAPTIONS.get(stem)
-    if what is None and stem.endswith("_vs_batch"):
-        what = f"final {stem.removesuffix('_vs_batch')} vs batch size (mean ± std over seeds)"
-    return f"{task}: {what or stem}"
-
-
-def _has_wandb_key() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
-
-
-def upload_wandb(
-    results: dict[str, dict[str, Any]],
-    runs: pd.DataFrame,
-    project_path: str,
-) -> str | None:
-    """Log every task's PNG figures (``wandb.Image``) and tables (``wandb.Table``) to one W&B
-    run named "analysis" (job_type "analysis", tags ``analysis``, ``task=<task>``,
-    ``scale=<scale>``). The mode is WANDB_MODE when set, else online with an API key and
-    offline without one. Returns the local run directory (None when W&B is disabled)."""
-    mode = os.environ.get("WANDB_MODE") or ("online" if _has_wandb_key() else "offline")
-    if mode == "disabled":
-        print(f"W&B is disabled (WANDB_MODE={mode}); nothing uploaded")
-        return None
-    import wandb  # lazily: slow to import, only needed here
-
-    entity, project = _split_project(project_path)
-    tasks = sorted(results)
-    scales = sorted({str(s) for s in runs[runs["task"].isin(tasks)]["scale"].dropna()})
-    tags = ["analysis", *(f"task={t}" for t in tasks), *(f"scale={s}" for s in scales)]
-    group = f"{tasks[0]}-{scales[0]}" if len(tasks) == 1 and len(scales) == 1 else None
-    config = {
-        "tasks": tasks,
-        "scales": scales,
-        "n_runs": int(runs["task"].isin(tasks).sum()),
-        "targets": {
-            t: (res["target"].label if res["target"] is not None else None)
-            for t, res in results.items()
-        },
-    }
-    run = wandb.init(
-        project=project,
-        entity=entity,
-        name="analysis",
-        job_type="analysis",
-        group=group,
-        tags=tags,
-        config=config,
-        mode=mode,
-    )
-    try:
-        payload: dict[str, Any] = {}
-        for task, res in results.items():
-            for path in res["paths"]:
-                p = Path(path)
-                if p.suffix == ".png":
-                    payload[f"{task}/{p.stem}"] = wandb.Image(
-                        str(p), caption=_caption(task, p.stem)
-                    )
-            agg = res["agg"].astype(object).where(res["agg"].notna(), None)
-            payload[f"{task}/table_summary"] = wandb.Table(dataframe=agg)
-            if res["tta"] is not None:
-                tta = res["tta"].astype(object).where(res["tta"].notna(), None)
-                payload[f"{task}/table_time_to_target"] = wandb.Table(dataframe=tta)
-        run.log(payload)
-        run_dir = str(Path(run.dir).parent)
-    finally:
-        run.finish()
-    if mode == "offline":
-        print(f"W&B offline run written to {run_dir}; upload it with: wandb sync {run_dir}")
-    else:
-        print(f"W&B run: {getattr(run, 'url', None) or run_dir}")
-    return run_dir
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _warning_line
@@ -363,19 +270,9 @@ def _run(args: argparse.Namespace, command: str) -> int:
             print(f"  {p}")
         print()
     if args.upload_wandb is not None:
-        project = args.upload_wandb or args.wandb or _project_from_runs(runs) or "legw-repro"
+        project = args.upload_wandb or args.wandb or project_from_runs(runs) or "legw-repro"
         upload_wandb(results, runs, project)
     return 0
-
-
-def _project_from_runs(runs: pd.DataFrame) -> str | None:
-    if "wandb_project" not in runs.columns:
-        return None
-    projects = runs["wandb_project"].dropna().unique().tolist()
-    if not projects:
-        return None
-    entities = runs["wandb_entity"].dropna().unique().tolist() if "wandb_entity" in runs else []
-    return f"{entities[0]}/{projects[0]}" if entities else str(projects[0])
 
 
 if __name__ == "__main__":

@@ -16,17 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from legw_repro.analysis import collect, report
-from legw_repro.analysis.collect import (
-    AnalysisError,
-    aggregate,
-    aggregate_time_to_target,
-    collect_runs,
-    default_target,
-    load_metrics,
-    time_to_target,
-)
+from legw_repro.analysis import AnalysisError, collect, report, wandb_io
+from legw_repro.analysis.aggregate import AGG_COLUMNS, aggregate
+from legw_repro.analysis.collect import collect_runs
+from legw_repro.analysis.history import load_metrics
 from legw_repro.analysis.references import references_for
+from legw_repro.analysis.target import aggregate_time_to_target, default_target, time_to_target
 from legw_repro.analyze import main
 
 # --------------------------------------------------------------------------- synthetic runs
@@ -452,7 +447,7 @@ def test_results_table_rows(agg):
 def test_summary_csv_round_trip(agg, tmp_path):
     path = report.write_summary_csv(agg, tmp_path / "summary.csv")
     back = report.read_summary_csv(path)
-    assert list(back.columns) == list(collect.AGG_COLUMNS)
+    assert list(back.columns) == list(AGG_COLUMNS)
     pd.testing.assert_series_equal(back["mean"], agg["mean"], check_names=False)
     assert back["higher_is_better"].dtype == bool
     assert report.results_table(back, "ptb") == report.results_table(agg, "ptb")
@@ -619,12 +614,12 @@ def test_wandb_record_and_history_mapping():
         "scale": {"name": "cpu"},
         "task": {"name": "ptb", "base_batch_size": 20, "model": {"size": "small"}},
     }
-    rec = collect.wandb_run_to_record(config, summary, state="finished", path="me/legw/abc")
+    rec = wandb_io.wandb_run_to_record(config, summary, state="finished", path="me/legw/abc")
     assert rec["test_ppl"] == 118.9 and rec["valid_ppl"] == 123.4
     assert rec["seed"] == 3 and rec["base_batch_size"] == 20 and rec["scale"] == "cpu"
     assert rec["model_size"] == "small" and rec["wall_time_s"] == 99.0
     assert rec["run_dir"] == "wandb:me/legw/abc" and "train/loss" not in rec
-    crashed = collect.wandb_run_to_record({"task": {"name": "ptb"}}, {}, state="crashed")
+    crashed = wandb_io.wandb_run_to_record({"task": {"name": "ptb"}}, {}, state="crashed")
     assert crashed["status"] == "failed" and crashed["task"] == "ptb"
     df = collect.runs_from_records([rec])
     assert df["metric"].iloc[0] == "ppl" and df["metric_value"].iloc[0] == 118.9
@@ -641,7 +636,7 @@ def test_wandb_record_and_history_mapping():
             "valid/time": 3.0,
         },
     ]
-    m = collect.wandb_history_to_metrics(hist)
+    m = wandb_io.wandb_history_to_metrics(hist)
     assert m["kind"].tolist() == ["train", "train", "eval"]
     ev = m[m["kind"] == "eval"].iloc[0]
     assert (ev["split"], ev["step"], ev["ppl"], ev["time"]) == ("valid", 2, 300.0, 3.0)
@@ -650,9 +645,9 @@ def test_wandb_record_and_history_mapping():
 def test_collect_wandb_offline_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     with pytest.raises(AnalysisError, match="needs the online API"):
-        collect.collect_wandb("me/legw")
+        wandb_io.collect_wandb("me/legw")
     with pytest.raises(AnalysisError, match="ENTITY/PROJECT"):
-        collect.collect_wandb("legw")
+        wandb_io.collect_wandb("legw")
 
 
 @pytest.mark.slow

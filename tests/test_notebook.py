@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from legw_repro.analysis.collect import aggregate, collect_runs
+from legw_repro.analysis.aggregate import aggregate
+from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.report import write_summary_csv
 from tests.test_analysis import build_mnist, build_ptb
 

@@ -13,6 +13,7 @@ import json
 import shutil
 from pathlib import Path
 
+from legw_repro.analysis.history import read_rows
 from legw_repro.records import atomic_write_text
 
 
@@ -39,15 +40,8 @@ def export_records(src_root: Path, dst_root: Path, max_train_rows: int = 600) ->
         for name in ("config.yaml", "summary.json"):
             if (run / name).exists():
                 shutil.copyfile(run / name, dst / name)
-        metrics = run / "metrics.jsonl"
-        if metrics.exists():
-            rows = []
-            for line in metrics.read_text().splitlines():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-            kept = thin_rows(rows, max_train_rows)
+        if (run / "metrics.jsonl").exists():
+            kept = thin_rows(read_rows(run / "metrics.jsonl"), max_train_rows)
             atomic_write_text(dst / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         written.append(dst)
     return written

@@ -35,18 +35,17 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.ticker import FuncFormatter, NullLocator  # noqa: E402
 
-from legw_repro.analysis.collect import (  # noqa: E402
-    POLICY_ORDER,
-    Target,
-    aggregate,
-    aggregate_time_to_target,
-    default_target,
-    load_metrics,
-    ordered_policies,
-    time_to_target,
-)
+from legw_repro.analysis.aggregate import aggregate  # noqa: E402
+from legw_repro.analysis.frames import POLICY_ORDER, ordered_policies  # noqa: E402
+from legw_repro.analysis.history import load_metrics  # noqa: E402
 from legw_repro.analysis.metrics import metric_info  # noqa: E402
 from legw_repro.analysis.references import references_for  # noqa: E402
+from legw_repro.analysis.target import (  # noqa: E402
+    Target,
+    aggregate_time_to_target,
+    default_target,
+    time_to_target,
+)
 from legw_repro.scales import is_reduced  # noqa: E402
 
 # One colour and marker per policy, the same in every figure. Unknown policies take the

@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from legw_repro.analysis.collect import AGG_COLUMNS, Target, ordered_policies
+from legw_repro.analysis.aggregate import AGG_COLUMNS
+from legw_repro.analysis.frames import ordered_policies
 from legw_repro.analysis.metrics import metric_info
 from legw_repro.analysis.plots import scale_note, task_title
 from legw_repro.analysis.references import references_for
+from legw_repro.analysis.target import Target
 
 DASH = "—"
 

@@ -18,7 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from legw_repro.analysis.collect import aggregate, ordered_policies, read_config
+from legw_repro.analysis.aggregate import aggregate
+from legw_repro.analysis.collect import read_config
+from legw_repro.analysis.frames import ordered_policies
 from legw_repro.analysis.report import format_cell, md_table
 
 MAIN = "main"
