@@ -2,7 +2,9 @@
 
 One code path for every case: a single process (CPU or one GPU) is simply world_size == 1, and
 `torchrun` (any number of GPUs or nodes) sets RANK / WORLD_SIZE / LOCAL_RANK, which we read.
-Backend: NCCL on CUDA, gloo on CPU.
+Backend: NCCL on CUDA, gloo on CPU. A tensor handed to a collective must live where its backend
+reads memory (`DistInfo.comm_device`): NCCL rejects CPU tensors, so every collective here takes
+the DistInfo and puts its tensor there itself.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+#: the process-group backend for a device type
+BACKENDS: dict[str, str] = {"cuda": "nccl", "cpu": "gloo"}
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -20,6 +25,16 @@ class DistInfo:
     world_size: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    backend: str = ""  # "": the one for the device (BACKENDS)
+
+    def __post_init__(self) -> None:
+        if not self.backend:
+            object.__setattr__(self, "backend", BACKENDS.get(self.device.type, "gloo"))
+
+    @property
+    def comm_device(self) -> torch.device:
+        """Where a collective's tensors must be: NCCL reads this process's GPU, gloo the CPU."""
+        return self.device if self.backend == "nccl" else torch.device("cpu")
 
     @property
     def is_main(self) -> bool:
@@ -45,9 +60,10 @@ def setup(device_pref: str = "auto") -> DistInfo:
     device = resolve_device(device_pref, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
+    info = DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+        dist.init_process_group(backend=info.backend)
+    return info
 
 
 def teardown() -> None:
@@ -69,10 +85,20 @@ def rank_slices(global_batch: int, rank: int, world_size: int, accum_steps: int)
     return [slice(start + i * micro, start + (i + 1) * micro) for i in range(accum_steps)]
 
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
+def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """The sum of `t` over all ranks, on `t`'s device (moved to the backend's device and back)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return t
+    on_comm = t.to(info.comm_device)
+    dist.all_reduce(on_comm, op=dist.ReduceOp.SUM)
+    return on_comm.to(t.device)
+
+
+def any_rank(flag: bool, info: DistInfo) -> bool:
+    """True on every rank when `flag` is true on at least one (so all take a collective step)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    return all_reduce_sum(torch.tensor(float(flag), device=info.comm_device), info).item() > 0
 
 
 def all_gather_object(obj: object, world_size: int) -> list[object]:

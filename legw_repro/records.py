@@ -1,4 +1,4 @@
-"""The run record: the files every run leaves behind (see docs/run-record.md, contract v1).
+"""The run record: the files every run leaves behind (see docs/run-record.md, contract v2).
 
 Only rank 0 writes. Every file that is replaced (summary.json, checkpoints) is written to a
 temporary file and renamed, so a crash never leaves a half-written one; metrics.jsonl is
@@ -18,7 +18,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-RECORD_VERSION = 1
+#: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
+#: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
+RECORD_VERSION = 2
 
 
 def now_iso() -> str:

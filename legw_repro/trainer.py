@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
@@ -29,47 +28,21 @@ from legw_repro import distributed
 from legw_repro.distributed import DistInfo
 from legw_repro.records import RunRecord
 from legw_repro.schedule import LEGWScheduler, schedule_summary
+from legw_repro.spec import OptimizerSpec, RunSpec
 from legw_repro.tasks.base import Task
 
 
-def schedule_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """The LEGW schedule's arguments from the composed config (policy x task recipe)."""
-    opt = cfg.task[cfg.policy.optimizer]
-    sched = cfg.task.schedule
-    return dict(
-        base_lr=float(opt.base_lr),
-        base_batch_size=int(cfg.task.base_batch_size),
-        batch_size=int(cfg.batch_size),
-        warmup_epochs=float(sched.warmup_epochs),
-        epochs=float(cfg.epochs),
-        rule=str(cfg.policy.rule),
-        warmup=str(cfg.policy.warmup),
-        decay=str(sched.decay),
-        handover=str(sched.get("handover", "product")),
-        **dict(sched.get(str(sched.decay)) or {}),
-    )
-
-
-def build_optimizer(cfg: DictConfig, model: nn.Module) -> torch.optim.Optimizer:
-    name = str(cfg.policy.optimizer)
-    opt = cfg.task[name]
+def build_optimizer(opt: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
     params = [p for p in model.parameters() if p.requires_grad]
-    if name == "sgd":
+    if opt.name == "sgd":
         return torch.optim.SGD(
-            params,
-            lr=float(opt.base_lr),
-            momentum=float(opt.get("momentum", 0.0)),
-            weight_decay=float(opt.get("weight_decay", 0.0)),
+            params, lr=opt.base_lr, momentum=opt.momentum, weight_decay=opt.weight_decay
         )
-    if name == "adam":
+    if opt.name == "adam":
         return torch.optim.Adam(
-            params,
-            lr=float(opt.base_lr),
-            betas=tuple(opt.get("betas", (0.9, 0.999))),
-            eps=float(opt.get("eps", 1e-8)),
-            weight_decay=float(opt.get("weight_decay", 0.0)),
+            params, lr=opt.base_lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay
         )
-    raise ValueError(f"policy.optimizer={name!r} is unknown; choose 'sgd' or 'adam'")
+    raise ValueError(f"policy.optimizer={opt.name!r} is unknown; choose 'sgd' or 'adam'")
 
 
 def seed_everything(seed: int) -> None:
@@ -119,33 +92,46 @@ class LoopState:
 
 
 class Trainer:
-    def __init__(self, cfg: DictConfig, task: Task, dist: DistInfo, record: RunRecord) -> None:
-        self.cfg = cfg
+    """One run of `spec` on `task`. `progress`: the tqdm bar; `crash_at_step`: a test hook that
+    hard-exits after that step, as a killed job would."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        task: Task,
+        dist: DistInfo,
+        record: RunRecord,
+        *,
+        progress: bool = True,
+        crash_at_step: int = 0,
+    ) -> None:
+        self.spec = spec
         self.task = task
         self.dist = dist
         self.record = record
         self.device = dist.device
+        self.progress = progress
+        self.crash_at_step = crash_at_step
 
-        seed_everything(int(cfg.seed))
+        seed_everything(spec.seed)
         self.model = task.build_model().to(self.device)
         self.net: nn.Module = (
             DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             if dist.distributed
             else self.model
         )
-        self.optimizer = build_optimizer(cfg, self.model)
+        self.optimizer = build_optimizer(spec.optimizer, self.model)
         self.spe = task.steps_per_epoch
-        self.sched_kwargs = schedule_kwargs(cfg)
-        self.scheduler = LEGWScheduler(self.optimizer, self.spe, **self.sched_kwargs)
-        self.total_steps = max(1, round(float(cfg.epochs) * self.spe))
-        self.clip = float(cfg.task[cfg.policy.optimizer].get("clip") or 0.0)
+        self.scheduler = LEGWScheduler(self.optimizer, self.spe, spec.schedule)
+        self.total_steps = max(1, round(float(spec.epochs) * self.spe))
         self.state = LoopState()
         self.carry: list[Any] | None = None
         self.autocast = (
             torch.autocast("cuda", dtype=torch.bfloat16)
-            if cfg.precision == "bf16" and self.device.type == "cuda"
+            if spec.precision == "bf16" and self.device.type == "cuda"
             else contextlib.nullcontext()
         )
+        self._last_ckpt = self._t_start = time.monotonic()
 
     # -- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -204,12 +190,12 @@ class Trainer:
                 loss, self.carry[i] = self.task.loss(self.net, mb, self.carry[i])
             (loss / n).backward()
             loss_sum += loss.detach()
-        if self.clip > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        if self.spec.optimizer.clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.optimizer.clip)
         self.optimizer.step()
         self.scheduler.step()
         # the global-batch mean loss, identical on every rank (so they agree on divergence)
-        return distributed.all_reduce_sum(loss_sum / n) / self.dist.world_size
+        return distributed.all_reduce_sum(loss_sum / n, self.dist) / self.dist.world_size
 
     def evaluate(self, split: str) -> dict[str, float]:
         with self.autocast:
@@ -241,7 +227,7 @@ class Trainer:
             st.initial_loss = loss
         st.recent = (st.recent + [loss])[-20:]
         mean = sum(st.recent) / len(st.recent)
-        limit = float(self.cfg.diverge_factor) * st.initial_loss
+        limit = self.spec.loop.diverge_factor * st.initial_loss
         if len(st.recent) == 20 and mean > limit:
             return (
                 f"mean loss of the last 20 steps {mean:.3g} exceeds diverge_factor x initial loss "
@@ -260,85 +246,98 @@ class Trainer:
                 torch.set_flush_denormal(False)
 
     def _fit(self, resume: bool) -> dict[str, Any]:
-        cfg, st, spe = self.cfg, self.state, self.spe
+        spe = self.spe
         resumed = resume and self.load_checkpoint()
         st = self.state
         self.record.open_metrics(truncate_after_step=st.step if resumed else None)
-        status, reason = "completed", None
-        every_s = float(cfg.checkpoint_every_min) * 60
-        every_steps = int(cfg.checkpoint_every_steps or 0)
-        eval_every = max(1, round(float(cfg.eval_every_epochs) * spe))
-        crash_at = int(cfg.get("crash_at_step") or 0)  # test hook: simulate a kill
-
         bar = tqdm(
             total=self.total_steps,
             initial=st.step,
-            disable=not (self.dist.is_main and cfg.progress),
-            desc=f"{cfg.task.name} {cfg.policy.name} b={cfg.batch_size}",
+            disable=not (self.dist.is_main and self.progress),
+            desc=f"{self.spec.task} {self.spec.policy} b={self.spec.batch_size}",
             unit="step",
             mininterval=2.0,
             dynamic_ncols=True,
         )
-        last_ckpt = time.monotonic()
-        t_start = time.monotonic() - st.wall_time
+        self._last_ckpt = time.monotonic()
+        self._t_start = time.monotonic() - st.wall_time
+        reason: str | None = None
         self.model.train()
-        while st.step < self.total_steps and status == "completed":
-            epoch = st.step // spe
+        while st.step < self.total_steps and reason is None:
             if st.step % spe == 0 or self.carry is None:
                 self.carry = self.task.init_carry(self.model)
-            for micro in self.task.train_batches(epoch, st.step % spe):
-                t0 = time.monotonic()
-                lr = self.optimizer.param_groups[0]["lr"]
-                loss = self.train_step(micro).item()
-                st.step += 1
-                st.train_time += time.monotonic() - t0
-                st.wall_time = time.monotonic() - t_start
-                self.record.log(
-                    {
-                        "kind": "train",
-                        "step": st.step,
-                        "epoch": st.step / spe,
-                        "lr": lr,
-                        "loss": loss,
-                        "time": round(st.wall_time, 3),
-                    }
-                )
-                bar.update(1)
-                if st.step % 10 == 0 or st.step == self.total_steps:
-                    rate = st.step * self.task.items_per_step / max(st.train_time, 1e-9)
-                    bar.set_postfix(
-                        loss=f"{loss:.3f}",
-                        lr=f"{lr:.3g}",
-                        **{f"{self.task.item_unit}/s": f"{rate:.0f}"},
-                        refresh=False,
-                    )
-                why = self.diverged(loss)
-                if why:
-                    status, reason = "diverged", why
-                    break
-                done = st.step >= self.total_steps
-                if st.step % eval_every == 0 or done:
-                    self.evaluate("valid")
-                    self.model.train()
-                due = (every_steps and st.step % every_steps == 0) or (
-                    every_s > 0 and time.monotonic() - last_ckpt > every_s
-                )
-                # all ranks must agree on a (collective) checkpoint; rank 0's clock decides
-                flag = distributed.all_reduce_sum(
-                    torch.tensor(float(bool(due or st.step % spe == 0 or done)))
-                ).item()
-                if flag > 0:
-                    self.save_checkpoint()
-                    last_ckpt = time.monotonic()
-                if crash_at and st.step == crash_at:
-                    self.record.flush()
-                    os._exit(17)
-                if done:
+            for micro in self.task.train_batches(st.step // spe, st.step % spe):
+                reason = self._step(micro, bar)
+                if reason is not None or st.step >= self.total_steps:
                     break
         bar.close()
-        st.wall_time = time.monotonic() - t_start
+        st.wall_time = time.monotonic() - self._t_start
+        status = "completed" if reason is None else "diverged"
         final = self.final_metrics(status)
-        return {"status": status, "reason": reason, "final": final}
+        outputs: dict[str, Any] = {}
+        if status == "completed" and self.dist.is_main and self.record.enabled:
+            with self.autocast:  # the task's extra files (e.g. translations) and summary fields
+                outputs = self.task.write_outputs(self.model, self.record.run_dir)
+        return {"status": status, "reason": reason, "final": final, **outputs}
+
+    def _step(self, micro: list[Any], bar: tqdm) -> str | None:
+        """One optimizer step and what follows it (row, eval, checkpoint); the reason when the
+        run diverged, else None."""
+        st, loop = self.state, self.spec.loop
+        t0 = time.monotonic()
+        lr = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
+        loss = self.train_step(micro).item()
+        st.step += 1
+        st.train_time += time.monotonic() - t0
+        st.wall_time = time.monotonic() - self._t_start
+        self.record.log(self._train_row(lr, loss))
+        bar.update(1)
+        if st.step % 10 == 0 or st.step == self.total_steps:
+            rate = st.step * self.task.items_per_step / max(st.train_time, 1e-9)
+            unit = f"{self.task.item_unit}/s"
+            bar.set_postfix(
+                loss=f"{loss:.3f}", lr=f"{lr:.3g}", **{unit: f"{rate:.0f}"}, refresh=False
+            )
+        why = self.diverged(loss)
+        if why:
+            return why
+        done = st.step >= self.total_steps
+        if st.step % max(1, round(loop.eval_every_epochs * self.spe)) == 0 or done:
+            self.evaluate("valid")
+            self.model.train()
+        if self._checkpoint_due(done):
+            self.save_checkpoint()
+            self._last_ckpt = time.monotonic()
+        if self.crash_at_step and st.step == self.crash_at_step:
+            self.record.flush()
+            os._exit(17)
+        return None
+
+    def _train_row(self, lr: float, loss: float) -> dict[str, Any]:
+        """Record v2: `lr` applied over the whole step, from `epoch_start` to `epoch`."""
+        step = self.state.step
+        return {
+            "kind": "train",
+            "step": step,
+            "epoch": step / self.spe,
+            "epoch_start": (step - 1) / self.spe,
+            "lr": lr,
+            "loss": loss,
+            "time": round(self.state.wall_time, 3),
+        }
+
+    def _checkpoint_due(self, done: bool) -> bool:
+        """At every epoch end, at the end, and every N steps or minutes. Collective: all ranks
+        must agree, so a rank whose clock says "due" makes every rank checkpoint."""
+        st, loop = self.state, self.spec.loop
+        every_steps = loop.checkpoint_every_steps
+        due = (
+            done
+            or st.step % self.spe == 0
+            or bool(every_steps and st.step % every_steps == 0)
+            or 0 < loop.checkpoint_every_min * 60 < time.monotonic() - self._last_ckpt
+        )
+        return distributed.any_rank(due, self.dist)
 
     def final_metrics(self, status: str) -> dict[str, float]:
         metric, st = self.task.metric, self.state
@@ -358,7 +357,7 @@ class Trainer:
 
     def summary_fields(self) -> dict[str, Any]:
         if not hasattr(self, "_sched_info"):  # exact per-step values; computed once
-            self._sched_info = schedule_summary(steps_per_epoch=self.spe, **self.sched_kwargs)
+            self._sched_info = schedule_summary(self.spec.schedule, steps_per_epoch=self.spe)
         info = self._sched_info
         return {
             "peak_lr": info["peak_lr"],

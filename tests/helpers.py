@@ -53,23 +53,18 @@ def summary(run_dir: Path) -> dict:
     return json.loads((Path(run_dir) / "summary.json").read_text())
 
 
-def scheduled_lr(cfg: dict, step: int, steps_per_epoch: int, *, optimizer: str = "sgd") -> float:
-    """The LR the schedule library gives for optimizer step `step` (1-based, as logged) of a run
-    with the resolved config `cfg` (its config.yaml): the reference the run record is checked
-    against."""
+def check_train_rows(run_dir: Path) -> list[dict]:
+    """Every step has one row (record v2) whose `lr` is the rate the schedule library gives at
+    the epoch where that step began (`epoch_start`), with `epoch` where it ended; the schedule
+    is read from the run's own summary.json ("spec"), not rebuilt from its config."""
     from legw_repro.schedule import learning_rate
+    from legw_repro.spec import RunSpec
 
-    sched = cfg["task"]["schedule"]
-    return learning_rate(
-        (step - 1) / steps_per_epoch,
-        base_lr=cfg["task"][optimizer]["base_lr"],
-        base_batch_size=cfg["task"]["base_batch_size"],
-        batch_size=cfg["batch_size"],
-        warmup_epochs=sched["warmup_epochs"],
-        epochs=cfg["epochs"],
-        rule=cfg["policy"]["rule"],
-        warmup=cfg["policy"]["warmup"],
-        decay=sched["decay"],
-        handover=sched.get("handover", "product"),
-        **sched[sched["decay"]],
-    )
+    s = summary(run_dir)
+    spec, spe = RunSpec.from_dict(s["spec"]), s["steps_per_epoch"]
+    rows = read_rows(run_dir, "train")
+    assert [r["step"] for r in rows] == list(range(1, s["total_steps"] + 1))
+    for r in rows:
+        assert r["epoch_start"] == (r["step"] - 1) / spe and r["epoch"] == r["step"] / spe
+        assert r["lr"] == learning_rate(r["epoch_start"], spec.schedule)
+    return rows

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from legw_repro.schedule import POLICIES
-from legw_repro.validate import validate
+from legw_repro.spec import build_spec
 from tests.helpers import REPO, make_cfg
 
 SWEEPS = sorted((REPO / "configs" / "sweep").glob("*.yaml"))
@@ -39,5 +39,5 @@ def test_every_sweep_point_validates(sweep_file: Path):
                     f"batch_size={batch}",
                     *grid.get("overrides", []),
                 )
-                validate(cfg)
-                assert cfg.scale.name == scale
+                spec = build_spec(cfg)
+                assert spec.scale == cfg.scale.name == scale

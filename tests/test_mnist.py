@@ -15,11 +15,11 @@ from legw_repro.tasks.mnist import MNISTTask, epoch_permutation
 from legw_repro.train import run
 from tests.helpers import (
     REPO,
+    check_train_rows,
     checkpoint_params,
     make_cfg,
     read_rows,
     run_cli,
-    scheduled_lr,
     summary,
 )
 
@@ -62,12 +62,7 @@ def test_cli_smoke_run_record(tmp_path, shared_data_dir):
     assert s["final"]["test_acc"] > 0.2  # learned something over chance (0.1)
     cfg = yaml.safe_load((rd / "config.yaml").read_text())
     assert cfg["task"]["name"] == "mnist" and cfg["task"]["max_train_items"] == 2048
-    train = read_rows(rd, "train")
-    assert len(train) == s["total_steps"]
-    for row in train:
-        expected = scheduled_lr(cfg, row["step"], s["steps_per_epoch"])
-        assert row["lr"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
-        assert row["loss"] > 0
+    assert all(row["loss"] > 0 for row in check_train_rows(rd))
     evals = read_rows(rd, "eval")
     assert {r["split"] for r in evals} == {"valid", "test"}
     assert all(0.0 <= r["acc"] <= 1.0 and r["loss"] > 0 for r in evals)

@@ -9,7 +9,7 @@ import yaml
 from legw_repro.data.download import DataError
 from legw_repro.train import run
 from legw_repro.validate import ConfigError
-from tests.helpers import checkpoint_params, make_cfg, read_rows, run_cli, scheduled_lr, summary
+from tests.helpers import check_train_rows, checkpoint_params, make_cfg, read_rows, run_cli, summary
 
 # a few dozen steps of the tiny LM on a slice of PTB: seconds per run
 SMALL = [
@@ -39,13 +39,7 @@ def test_cli_smoke_run_record(tmp_path, shared_data_dir):
     assert s["final"]["test_ppl"] < 10000  # learned something over uniform (10k)
     cfg = yaml.safe_load((rd / "config.yaml").read_text())
     assert cfg["task"]["name"] == "ptb" and cfg["batch_size"] == 20
-    train = read_rows(rd, "train")
-    assert len(train) == s["total_steps"]
-    spe = s["steps_per_epoch"]
-    for row in train:
-        expected = scheduled_lr(cfg, row["step"], spe)
-        assert row["lr"] == pytest.approx(expected, rel=1e-12, abs=1e-15)
-        assert row["epoch"] == pytest.approx(row["step"] / spe)
+    check_train_rows(rd)
     evals = read_rows(rd, "eval")
     assert {r["split"] for r in evals} == {"valid", "test"} and all("ppl" in r for r in evals)
 

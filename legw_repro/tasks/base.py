@@ -15,13 +15,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from legw_repro.distributed import DistInfo
+
+if TYPE_CHECKING:
+    from legw_repro.spec import RunSpec
 
 
 class Task(ABC):
@@ -30,6 +34,9 @@ class Task(ABC):
     higher_is_better: bool
     #: unit of the throughput figure ("tokens" or "images")
     item_unit: str
+    #: the run's typed spec (legw_repro/spec.py), set by train.run right after construction;
+    #: None for a task built alone (tests). Task-specific keys stay in `cfg.task`.
+    spec: RunSpec | None = None
 
     def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
         self.cfg = cfg
@@ -80,3 +87,9 @@ class Task(ABC):
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
         """{"loss": ..., self.metric: ...} on a whole split ("valid" or "test")."""
+
+    def write_outputs(self, model: nn.Module, run_dir: Path) -> dict[str, Any]:
+        """Called once after a completed run's test evaluation, on rank 0 only: write extra files
+        into the run directory (e.g. decoded translations) and return extra summary.json fields.
+        Default: nothing."""
+        return {}
