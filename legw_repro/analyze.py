@@ -27,12 +27,15 @@ from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.aggregate import aggregate
 from legw_repro.analysis.collect import collect_runs, find_summaries
 from legw_repro.analysis.history import load_all_metrics
+from legw_repro.analysis.plots import make_figures
+from legw_repro.analysis.report import results_table, write_report, write_summary_csv
 from legw_repro.analysis.target import (
     Target,
     aggregate_time_to_target,
     default_target,
     time_to_target,
 )
+from legw_repro.analysis.variants import write_variants
 from legw_repro.analysis.wandb_io import (
     collect_wandb,
     project_from_runs,
@@ -118,6 +121,27 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:  # noq
     return f"{PROG}: warning: {message}\n"
 
 
+def _target(
+    r: pd.DataFrame,
+    task: str,
+    metrics: dict[str, pd.DataFrame],
+    value: float | None,
+    tolerance: float | None,
+) -> tuple[Target | None, pd.DataFrame | None]:
+    """The time-to-target goal and the table of steps and time to it (None without
+    histories, or without a completed base-batch run to derive the goal from)."""
+    if not any(len(m) for m in metrics.values()):
+        if value is not None:
+            warnings.warn(f"{task}: no metrics.jsonl found, --target is unused", stacklevel=3)
+        return None, None
+    try:
+        target = default_target(r, task, value=value, tolerance=tolerance)
+    except AnalysisError as e:
+        warnings.warn(f"{task}: no time-to-target analysis: {e}", stacklevel=3)
+        return None, None
+    return target, aggregate_time_to_target(time_to_target(r, target, metrics))
+
+
 def analyze_task(
     runs: pd.DataFrame,
     task: str,
@@ -131,9 +155,6 @@ def analyze_task(
 ) -> dict[str, Any]:
     """Write summary.csv, the figures and report.md for one task; return what was made:
     ``{"agg", "target", "tta", "table", "paths"}``."""
-    from legw_repro.analysis.plots import make_figures, policy_styles
-    from legw_repro.analysis.report import results_table, write_report, write_summary_csv
-
     r = runs[runs["task"] == task].reset_index(drop=True)
     agg = aggregate(r)
     paths = [write_summary_csv(agg, out_dir / "summary.csv")]
@@ -141,48 +162,18 @@ def analyze_task(
         metrics = load_all_metrics(r)
     else:
         metrics = {k: v for k, v in metrics.items() if k in set(r["run_dir"])}
-    have_metrics = any(len(m) for m in metrics.values())
-    target: Target | None = None
-    tta = None
-    if have_metrics:
-        try:
-            target = default_target(r, task, value=target_value, tolerance=tolerance)
-        except AnalysisError as e:
-            warnings.warn(f"{task}: no time-to-target analysis: {e}", stacklevel=2)
-        if target is not None:
-            tta = aggregate_time_to_target(time_to_target(r, target, metrics))
-    elif target_value is not None:
-        warnings.warn(f"{task}: no metrics.jsonl found, --target is unused", stacklevel=2)
-    styles = policy_styles(r["policy"])
-    figures = make_figures(r, out_dir, task, agg=agg, target=target, metrics=metrics, styles=styles)
+    target, tta = _target(r, task, metrics, target_value, tolerance)
+    figures = make_figures(r, out_dir, task, agg=agg, target=target, tta=tta, metrics=metrics)
     paths += figures
     sections = []
     if variants:
-        from legw_repro.analysis.variants import write_variants
-
         section, vpaths = write_variants(r, variants, out_dir, task)
         sections.append(section)
         paths += vpaths
-    paths.append(
-        write_report(
-            r,
-            agg,
-            out_dir,
-            task,
-            target=target,
-            tta=tta,
-            figures=figures,
-            command=command,
-            sections=sections,
-        )
-    )
-    return {
-        "agg": agg,
-        "target": target,
-        "tta": tta,
-        "table": results_table(agg, task),
-        "paths": paths,
-    }
+    kw = {"target": target, "tta": tta, "figures": figures, "command": command}
+    report = write_report(r, agg, out_dir, task, sections=sections, **kw)
+    table = results_table(agg, task)
+    return {"agg": agg, "target": target, "tta": tta, "table": table, "paths": [*paths, report]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

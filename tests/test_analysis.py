@@ -486,8 +486,6 @@ def test_report_md_content(runs, agg, tmp_path):
 
 
 def test_metric_vs_batch_marks_diverged_and_references(agg):
-    import matplotlib.pyplot as plt
-
     from legw_repro.analysis import plots
 
     fig = plots.plot_metric_vs_batch(agg, "ptb")
@@ -505,26 +503,24 @@ def test_metric_vs_batch_marks_diverged_and_references(agg):
     assert ax.get_xscale() == "log"
     texts = [t.get_text() for t in ax.texts]
     assert "3/3" in texts and "1/3 diverged" in texts
-    plt.close(fig)
     fig = plots.plot_metric_vs_batch(agg, "mnist")
     assert "accuracy (%)" in fig.axes[0].get_ylabel()
     assert fig.axes[0].get_ylim()[1] < 100.0 and fig.axes[0].get_ylim()[0] > 90.0  # percent
-    plt.close(fig)
 
 
 def test_policy_colours_are_fixed():
-    from legw_repro.analysis.plots import POLICY_COLORS, policy_styles
+    from legw_repro.analysis.figure import POLICY_STYLES, policy_styles
 
     a = policy_styles(["linear", "zeta", "alpha"])
     b = policy_styles(["alpha", "sqrt_legw", "zeta"])
-    assert a["linear"]["color"] == POLICY_COLORS["linear"] == b["linear"]["color"]
+    assert a["linear"]["color"] == POLICY_STYLES["linear"][0] == b["linear"]["color"]
     assert a["alpha"] == b["alpha"] and a["zeta"] == b["zeta"]
     assert a["alpha"]["color"] != a["zeta"]["color"]
-    assert a["alpha"]["color"] not in POLICY_COLORS.values()
+    assert a["alpha"]["color"] not in {c for c, _, _ in POLICY_STYLES.values()}
 
 
 def test_reduced_label_depends_on_task_and_scale(tmp_path):
-    from legw_repro.analysis.plots import scale_note
+    from legw_repro.analysis.figure import scale_note
     from legw_repro.scales import is_reduced
 
     # MNIST on a CPU is the full protocol; PTB on a CPU is shrunk
@@ -671,7 +667,8 @@ def test_upload_wandb_offline_writes_run_files(tmp_path, monkeypatch, capsys):
 
 def test_saved_figures_are_byte_identical_when_regenerated(agg, tmp_path):
     """Committed figures must not churn when `make analyze-<task>` redraws them."""
-    from legw_repro.analysis.plots import plot_metric_vs_batch, save_figure
+    from legw_repro.analysis.figure import save_figure
+    from legw_repro.analysis.plots import plot_metric_vs_batch
 
     a = save_figure(plot_metric_vs_batch(agg, "ptb"), tmp_path / "a", "fig")
     b = save_figure(plot_metric_vs_batch(agg, "ptb"), tmp_path / "b", "fig")

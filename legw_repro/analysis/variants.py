@@ -13,14 +13,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
 from legw_repro.analysis.aggregate import aggregate
+from legw_repro.analysis.axes import edge_cross, set_error_ylim, wants_error_axis
 from legw_repro.analysis.collect import read_config
+from legw_repro.analysis.figure import new_figure, save_figure, task_title
 from legw_repro.analysis.frames import ordered_policies
+from legw_repro.analysis.metrics import metric_info
 from legw_repro.analysis.report import format_cell, md_table
 
 MAIN = "main"
@@ -105,26 +108,15 @@ def variants_table(cmp: pd.DataFrame) -> str:
     return md_table(header, lines, align="-rrr-" + "-" * len(policies))
 
 
-def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
+def plot_variants(cmp: pd.DataFrame, task: str) -> Figure:
     """Headline metric per policy (x) and setting (marker/colour), mean ± std over seeds; a
     setting where every seed diverged is an 'x' at the bottom edge."""
-    import matplotlib.pyplot as plt
-
-    from legw_repro.analysis.metrics import metric_info
-    from legw_repro.analysis.plots import (
-        _display,
-        _edge_cross,
-        _set_error_ylim,
-        _wants_error_axis,
-        task_title,
-    )
-
     policies = ordered_policies(cmp["policy"])
     settings = list(dict.fromkeys(cmp["setting"]))
-    metric = str(cmp["metric"].dropna().iloc[0])
+    metric = metric_info(cmp["metric"].dropna().iloc[0])
     colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
     markers = ["o", "s", "^", "D", "v", "P"]
-    fig, ax = plt.subplots(figsize=(10, 5.8), layout="constrained")
+    fig, ax = new_figure((10, 5.8))
     width = 0.7 / max(len(settings), 1)
     for j, s in enumerate(settings):
         d = cmp[cmp["setting"] == s].set_index("policy")
@@ -133,14 +125,14 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
             if p not in d.index:
                 continue
             row = d.loc[p]
-            y = _display(metric, [row["mean"]])[0]
+            y = metric.display([row["mean"]])[0]
             if np.isfinite(y):
-                e = _display(metric, [row["std"] if pd.notna(row["std"]) else 0.0])[0]
+                e = metric.display([row["std"] if pd.notna(row["std"]) else 0.0])[0]
                 ax.errorbar(
                     [x], [y], yerr=[e], color=colors[j % 6], marker=markers[j % 6], capsize=3
                 )
             elif row["n_diverged"]:
-                _edge_cross(ax, x, 0.04, colors[j % 6])
+                edge_cross(ax, x, 0.04, colors[j % 6])
         first = d.iloc[0]
         label = (
             f"{s}: batch {int(first['batch_size'])}, {first['epochs']:g} epochs, "
@@ -148,12 +140,12 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Any:
         )
         ax.plot([], [], color=colors[j % 6], marker=markers[j % 6], ls="none", label=label)
     ax.set_xticks(range(len(policies)), policies)
-    ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {metric_info(metric).label}")
+    ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {metric.label}")
     ax.set_title(f"{task_title(task)}: budget and clipping diagnostics (x = all seeds diverged)")
     ax.grid(True, axis="y", alpha=0.3)
-    ys = _display(metric, cmp["mean"].to_numpy(float))
-    if _wants_error_axis(metric, ys):
-        _set_error_ylim(ax, ys, room_bottom=0.12)  # log-error axis, as in acc_vs_batch
+    ys = metric.display(cmp["mean"].to_numpy(float))
+    if wants_error_axis(metric, ys):
+        set_error_ylim(ax, ys, room_bottom=0.12)  # log-error axis, as in acc_vs_batch
     else:
         ax.margins(y=0.1)  # room for the 'x' marks below the lowest point
     for x in np.arange(len(policies) - 1) + 0.5:
@@ -169,8 +161,6 @@ def write_variants(
     task: str,
 ) -> tuple[str, list[Path]]:
     """The report section (Markdown) and the figure files for the variants."""
-    from legw_repro.analysis.plots import save_figure
-
     cmp = compare_variants(main_runs, variants, task)
     if cmp.empty:
         return "", []
