@@ -8,13 +8,14 @@ SEEDS   ?=
 JOBS    ?= 1
 ARGS    ?=
 
-.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist analyze-ptb analyze-mnist clean-runs
+.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt clean-runs
 
 help:
 	@echo "make test            run the whole test suite (creates .venv on first use)"
 	@echo "make test-fast       skip the slower end-to-end tests"
 	@echo "make reproduce-ptb   PTB batch-size sweep + table + plots (SCALE=smoke|cpu|paper, default: paper on CUDA, else cpu)"
 	@echo "make reproduce-mnist MNIST batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
+	@echo "make reproduce-gnmt  GNMT-lite (Multi30k, BLEU) batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
 	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records"
 	@echo "make lint / format   ruff"
 
@@ -46,9 +47,12 @@ reproduce-ptb: $(STAMP)
 reproduce-mnist: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
 
+reproduce-gnmt: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --task gnmt --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+
 # regenerate tables and figures from the committed (thinned) run records
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
-analyze-ptb analyze-mnist: analyze-%: $(STAMP)
+analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
 
 clean-runs:

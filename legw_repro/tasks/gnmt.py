@@ -1,0 +1,255 @@
+"""GNMT-lite: Multi30k translation (en->de by default) with a scaled-down GNMT, metric:
+detokenized sacreBLEU (higher is better).
+
+Data and batches: :mod:`legw_repro.data.multi30k` (files, joint sentencepiece model) and
+:mod:`legw_repro.data.seq_batches` (sentence-count batches, length bucketing seeded by
+(seed, epoch), the global-token-mean loss that makes any DDP / accumulation split exact).
+Model and decoding: :mod:`legw_repro.models.gnmt`, :mod:`legw_repro.models.decoding`.
+
+Evaluation: the loss is the token-mean NLL under teacher forcing (no label smoothing); BLEU is
+computed on decoded, detokenized output against the raw references -- greedy on the
+validation split every epoch (``decode.valid_beam: 1``: beam search costs ~beam x on a CPU),
+beam search with GNMT's length normalisation on ``test`` (test_2016_flickr) at the end. After
+training, :meth:`write_outputs` decodes test_2016_flickr and test_2017_flickr with the beam and
+writes the translations to ``translations/<set>.<tgt_lang>.txt`` (one detokenized line per
+source sentence, in order) and their BLEU and the sacreBLEU signature to summary.json.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from legw_repro.bleu import corpus_bleu
+from legw_repro.data import multi30k as m30k
+from legw_repro.data.seq_batches import SeqBatch, bucketed_batches, make_batch, split_global
+from legw_repro.distributed import DistInfo
+from legw_repro.models.decoding import beam_search, greedy, max_lengths
+from legw_repro.models.gnmt import GNMT
+from legw_repro.records import atomic_write_text
+from legw_repro.tasks.base import Task
+
+SOURCES = ("multi30k",)  # TODO: wmt16 (HF datasets load_from_disk) for GPU runs
+IDS = (m30k.PAD_ID, m30k.BOS_ID, m30k.EOS_ID)
+#: the test sets decoded after training (task split -> official name)
+TEST_SETS = {"test": "test_2016_flickr", "test_2017_flickr": "test_2017_flickr"}
+
+
+class GNMTTask(Task):
+    metric = "bleu"
+    higher_is_better = True
+    item_unit = "tokens"
+
+    def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
+        super().__init__(cfg, dist)
+        t = cfg.task
+        if str(t.data.source) not in SOURCES:
+            raise ValueError(
+                f"task.data.source={t.data.source!r} is not available; choose one of "
+                f"{list(SOURCES)} (WMT16 is not implemented yet)"
+            )
+        m30k._check_langs(str(t.data.src_lang), str(t.data.tgt_lang))
+        self.seed = int(cfg.seed)
+        self.subword = m30k.SubwordSettings(
+            vocab_size=int(t.subword.vocab_size),
+            model_type=str(t.subword.model_type),
+            character_coverage=float(t.subword.character_coverage),
+        )
+        self.label_smoothing = float(t.label_smoothing)
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"task.label_smoothing={self.label_smoothing} must be in [0, 1)")
+        self.eval_batch_size = int(t.decode.eval_batch_size)
+        if self.eval_batch_size < 1 or int(t.decode.beam) < 1 or int(t.decode.valid_beam) < 1:
+            raise ValueError(
+                f"task.decode: eval_batch_size={self.eval_batch_size}, beam={t.decode.beam}, "
+                f"valid_beam={t.decode.valid_beam} must all be positive integers"
+            )
+        self._hyps: dict[str, list[str]] = {}
+
+    # -- data -------------------------------------------------------------------------------
+    @functools.cached_property
+    def texts(self) -> dict[str, m30k.ParallelText]:
+        d = self.cfg.task.data
+        return m30k.load_multi30k(self.cfg.data_dir, str(d.src_lang), str(d.tgt_lang))
+
+    @functools.cached_property
+    def sp(self):
+        """The joint sentencepiece model (built on first use, then cached on disk)."""
+        return m30k.load_subword_model(
+            self.cfg.data_dir, self.subword, self.cfg.task.subword.cache_dir
+        )
+
+    def check_data(self) -> None:
+        _ = self.texts, self.sp
+
+    def pairs(self, split: str) -> m30k.ParallelText:
+        """A split's raw sentences, cut to ``max_train_items`` / ``max_eval_items`` if set."""
+        d = self.cfg.task.data
+        limit = d.max_train_items if split == "train" else d.max_eval_items
+        p = self.texts[split]
+        return m30k.ParallelText(p.src[: int(limit)], p.tgt[: int(limit)]) if limit else p
+
+    @functools.cache  # noqa: B019 - one task per process; the cache lives as long as it does
+    def encoded(self, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Subword ids (no specials) of a split's source and target sentences."""
+        p = self.pairs(split)
+        enc = [self.sp.encode(list(side)) for side in (p.src, p.tgt)]
+        return tuple([np.asarray(s, dtype=np.int64) for s in side] for side in enc)  # type: ignore[return-value]
+
+    @functools.cached_property
+    def _train_lens(self) -> tuple[np.ndarray, np.ndarray]:
+        src, tgt = self.encoded("train")
+        return np.array([len(s) for s in src]), np.array([len(t) for t in tgt])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        n = len(self.pairs("train"))
+        if n < self.batch_size:
+            raise ValueError(
+                f"batch_size={self.batch_size} exceeds the {n} training sentence pairs; use a "
+                "smaller batch_size (or a larger task.data.max_train_items)"
+            )
+        return n // self.batch_size
+
+    @property
+    def items_per_step(self) -> int:
+        """Target tokens (incl. EOS) of an average global batch, for the throughput figure."""
+        return round(self.batch_size * (float(self._train_lens[1].mean()) + 1))
+
+    def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[list[Any]]:
+        src_lens, tgt_lens = self._train_lens
+        src, tgt = self.encoded("train")
+        order = bucketed_batches(
+            src_lens, tgt_lens, self.batch_size, self.seed, epoch,
+            int(self.cfg.task.data.pool_batches),
+        )  # fmt: skip
+        parts = self.dist.world_size * self.accum_steps
+        for idx in order[start_step : self.steps_per_epoch]:
+            norm = float(tgt_lens[idx].sum() + len(idx)) / parts  # target tokens incl. EOS
+            micro = split_global(idx, self.dist.rank, self.dist.world_size, self.accum_steps)
+            yield [
+                make_batch([src[i] for i in m], [tgt[i] for i in m], norm, **self._ids).to(
+                    self.device
+                )
+                for m in micro
+            ]
+
+    @property
+    def _ids(self) -> dict[str, int]:
+        return {"pad_id": m30k.PAD_ID, "bos_id": m30k.BOS_ID, "eos_id": m30k.EOS_ID}
+
+    # -- model and loss ---------------------------------------------------------------------
+    def build_model(self) -> nn.Module:
+        m = self.cfg.task.model
+        return GNMT(
+            int(self.sp.get_piece_size()),
+            embed=int(m.embed),
+            hidden=int(m.hidden),
+            encoder_layers=int(m.encoder_layers),
+            decoder_layers=int(m.decoder_layers),
+            attention=str(m.attention),
+            attention_dim=m.attention_dim and int(m.attention_dim),
+            dropout=float(m.dropout),
+            share_embeddings=bool(m.share_embeddings),
+            tie_output=bool(m.tie_output),
+            init_range=float(m.init_range),
+            pad_id=m30k.PAD_ID,
+        )
+
+    def loss(self, model: nn.Module, batch: Any, carry: Any) -> tuple[torch.Tensor, Any]:
+        """Label-smoothed token-loss sum / ``batch.norm``: the global batch's token mean once
+        the trainer averages micro-batches and ranks (see seq_batches)."""
+        logits = model(batch.src, batch.src_len, batch.tgt_in)
+        total = F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            batch.tgt_out.reshape(-1),
+            ignore_index=m30k.PAD_ID,
+            reduction="sum",
+            label_smoothing=self.label_smoothing,
+        )
+        return total / batch.norm, None
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _eval_batches(self, split: str) -> Iterator[tuple[np.ndarray, SeqBatch]]:
+        """(positions, batch) chunks of a split, sorted by source length (little padding)."""
+        src, tgt = self.encoded(split)
+        order = np.argsort([len(s) for s in src], kind="stable")
+        for start in range(0, len(order), self.eval_batch_size):
+            pos = order[start : start + self.eval_batch_size]
+            batch = make_batch([src[i] for i in pos], [tgt[i] for i in pos], 1.0, **self._ids)
+            yield pos, batch.to(self.device)
+
+    @torch.no_grad()
+    def translate(self, model: nn.Module, split: str, beam: int) -> list[str]:
+        """Detokenized translations of a split's source sentences, in order."""
+        d = self.cfg.task.decode
+        was_training = model.training
+        model.eval()
+        out: list[str] = [""] * len(self.pairs(split))
+        for pos, b in self._eval_batches(split):
+            limits = max_lengths(b.src_len, float(d.max_len_a), float(d.max_len_b))
+            if beam == 1:
+                ids = greedy(model, b.src, b.src_len, limits, IDS)
+            else:
+                ids = beam_search(model, b.src, b.src_len, limits, IDS, beam, float(d.alpha))
+            for i, seq in zip(pos, ids, strict=True):
+                out[i] = self.sp.decode(seq)
+        model.train(was_training)
+        return out
+
+    @torch.no_grad()
+    def nll(self, model: nn.Module, split: str) -> float:
+        """Token-mean negative log-likelihood under teacher forcing (no label smoothing)."""
+        was_training = model.training
+        model.eval()
+        total, count = 0.0, 0
+        for _, b in self._eval_batches(split):
+            logits = model(b.src, b.src_len, b.tgt_in).float()
+            total += F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]),
+                b.tgt_out.reshape(-1),
+                ignore_index=m30k.PAD_ID,
+                reduction="sum",
+            ).item()
+            count += int((b.tgt_out != m30k.PAD_ID).sum())
+        model.train(was_training)
+        return total / count
+
+    def _beam(self, split: str) -> int:
+        d = self.cfg.task.decode
+        return int(d.valid_beam) if split == "valid" else int(d.beam)
+
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, split: str) -> dict[str, float]:
+        hyps = self.translate(model, split, self._beam(split))
+        self._hyps = {split: hyps}  # write_outputs reuses the final test decoding
+        bleu, _ = corpus_bleu(hyps, self.pairs(split).tgt)
+        return {"loss": self.nll(model, split), "bleu": bleu}
+
+    def write_outputs(self, model: nn.Module, run_dir: Path) -> dict[str, Any]:
+        """Decode the test sets with the beam, write the translations, return their BLEU."""
+        tgt_lang = str(self.cfg.task.data.tgt_lang)
+        sets, signature = {}, None
+        for split, name in TEST_SETS.items():
+            hyps = self._hyps.get(split) or self.translate(model, split, self._beam(split))
+            rel = f"translations/{name}.{tgt_lang}.txt"
+            atomic_write_text(Path(run_dir) / rel, "".join(h + "\n" for h in hyps))
+            bleu, signature = corpus_bleu(hyps, self.pairs(split).tgt)
+            sets[name] = {"bleu": bleu, "sentences": len(hyps), "translations": rel}
+        d = self.cfg.task.decode
+        return {
+            "bleu_signature": signature,
+            "test_sets": sets,
+            "decoding": {
+                "valid": "greedy" if int(d.valid_beam) == 1 else f"beam {d.valid_beam}",
+                "test": f"beam {d.beam}, GNMT length penalty alpha {d.alpha}",
+            },
+        }
