@@ -1,6 +1,6 @@
 """Analysis: run records -> tables, report, figures, W&B upload (docs/analysis.md).
 
-The run records are synthetic (contract v1, docs/run-record.md) with values chosen so that every
+The run records are synthetic (contract v2, docs/run-record.md) with values chosen so that every
 aggregate is known exactly: test ppl = 100 + slope(policy) * log2(k) + (-2, 0, +2)[seed].
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -77,22 +78,19 @@ def write_run(
     k = batch / base
     spe = steps_per_epoch(batch) if task == "ptb" else 6000 // batch
     total = EPOCHS * spe
-    cfg = f"seed: {seed}\nbatch_size: {batch}\ntask:\n  name: {task}\n"
-    if model_size:
-        cfg += f"  model:\n    size: {model_size}\n"
-    (run / "config.yaml").write_text(cfg)
     rows, final = [], {}
     last = stop_step if stop_step is not None else total
     t_step = step_time(batch)
     for step in range(1, last + 1):
         epoch = step / spe
-        lr = schedule(policy, k, epoch)[0]
+        lr = schedule(policy, k, (step - 1) / spe)[0]  # the rate the step trained with
         loss = None if status == "diverged" and step == last else 6.0 - epoch
         rows.append(
             {
                 "kind": "train",
                 "step": step,
                 "epoch": epoch,
+                "epoch_start": (step - 1) / spe,
                 "lr": lr,
                 "loss": loss,
                 "time": step * t_step,
@@ -135,7 +133,7 @@ def write_run(
     _, peak, warm = schedule(policy, k, 0.0)
     reason = {"diverged": f"loss is nan at step {last}", "failed": "RuntimeError: boom"}
     summary = {
-        "record_version": 1,
+        "record_version": 2,
         "task": task,
         "metric": metric,
         "higher_is_better": metric != "ppl",
@@ -153,6 +151,8 @@ def write_run(
         "scale": scale,
         "epochs": EPOCHS,
         "base_lr": 1.0,
+        "clip": 0.25,
+        "model": {"size": model_size, "hidden": 200} if model_size else {"hidden": 200},
         "peak_lr": peak,
         "warmup_epochs": warm,
         "steps_per_epoch": spe,
@@ -314,7 +314,9 @@ def test_load_metrics_tolerates_a_truncated_last_line(runs):
         m = load_metrics(run_dir)
     assert m["step"].tolist() == [1, 2]
     assert m["kind"].tolist() == ["train", "train"]
-    assert list(m.columns[:7]) == ["kind", "step", "epoch", "time", "lr", "loss", "split"]
+    assert list(m.columns[:8]) == [
+        "kind", "step", "epoch", "epoch_start", "time", "lr", "loss", "split"
+    ]  # fmt: skip
 
 
 def test_load_metrics_recovers_glued_rows_dedupes_and_warns_on_garbage(tmp_path):
@@ -694,3 +696,75 @@ def test_accuracy_axis_is_log_error_when_a_policy_collapses(tmp_path):
         record(tmp_path / "calm", "sqrt_legw", 6000, seed, acc=0.985)
     ax = plot_metric_vs_batch(aggregate(collect_runs([tmp_path / "calm"])), "mnist").axes[0]
     assert ax.get_yscale() == "linear"
+
+
+# --------------------------------------------------------------------------- contract v2
+
+REPO = Path(__file__).resolve().parents[1]
+COMMITTED = (  # SGD with clipping (PTB), Adam without (MNIST, clipping off)
+    REPO / "results/ptb/records/sqrt_legw/b1280-s0",
+    REPO / "results/mnist-noclip/records/adam/b8192-s0",
+)
+
+
+def as_v1(src: Path, dst: Path, shift_lr: bool = False) -> Path:
+    """A committed v2 record written back as v1: no clip/model/spec, no epoch_start (with
+    ``shift_lr``, each row logs the next row's rate instead of its own)."""
+    dst.mkdir(parents=True)
+    summary = json.loads((src / "summary.json").read_text())
+    v1 = {k: v for k, v in summary.items() if k not in ("clip", "model", "spec")}
+    (dst / "summary.json").write_text(json.dumps(v1 | {"record_version": 1}, indent=2) + "\n")
+    shutil.copyfile(src / "config.yaml", dst / "config.yaml")
+    rows = [json.loads(x) for x in (src / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["kind"] == "train"]
+    if shift_lr:
+        for a, b in zip(train, train[1:], strict=False):
+            a["lr"] = b["lr"]
+    for r in train:
+        del r["epoch_start"]
+    (dst / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return dst
+
+
+def test_migrate_turns_v1_records_into_the_committed_v2_ones(tmp_path, capsys):
+    from legw_repro.analysis import migrate
+
+    runs = [as_v1(src, tmp_path / src.parent.name / src.name) for src in COMMITTED]
+    assert migrate.main([str(tmp_path)]) == 0
+    assert "2 run record(s) migrated to v2, 0 already v2" in capsys.readouterr().out
+    for src, run in zip(COMMITTED, runs, strict=True):
+        for name in ("summary.json", "metrics.jsonl"):  # byte for byte
+            assert (run / name).read_text() == (src / name).read_text(), (run, name)
+    clips = [json.loads((r / "summary.json").read_text())["clip"] for r in runs]
+    assert clips == [0.25, None]  # clip 0 in the config: no clipping
+    assert migrate.main([str(tmp_path)]) == 0  # idempotent
+    assert "0 run record(s) migrated to v2, 2 already v2" in capsys.readouterr().out
+
+
+def test_migrate_refuses_logged_rates_that_are_not_the_schedule(tmp_path, capsys):
+    from legw_repro.analysis import migrate
+
+    run = as_v1(COMMITTED[0], tmp_path / "run", shift_lr=True)
+    before = (run / "metrics.jsonl").read_text()
+    assert migrate.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "step 1 logs lr=3.47" in err[0] and "not migrated" in err[0]
+    assert (run / "metrics.jsonl").read_text() == before
+    assert json.loads((run / "summary.json").read_text())["record_version"] == 1
+
+
+def test_the_analysis_refuses_a_v1_record_naming_the_migration(tmp_path, capsys):
+    as_v1(COMMITTED[0], tmp_path / "runs" / "old")
+    assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "1 run record(s) of contract v1" in err[0]
+    assert f"`python -m legw_repro.analysis.migrate {tmp_path / 'runs'}`" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_clip_and_model_size_come_from_summary_json_alone(runs):
+    run_dir = Path(runs["run_dir"].iloc[0])
+    assert not (run_dir / "config.yaml").exists()  # the synthetic records have none
+    ptb = runs[runs["task"] == "ptb"]
+    assert set(ptb["model_size"]) == {"small"} and set(ptb["clip"]) == {0.25}
+    assert set(runs.loc[runs["task"] == "mnist", "model_size"].isna()) == {True}

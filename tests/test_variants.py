@@ -15,13 +15,14 @@ from legw_repro.analyze import main
 def record(root: Path, policy: str, batch: int, seed: int, *, acc=None, epochs=10, clip=5.0):
     d = root / policy / f"b{batch}-s{seed}"
     d.mkdir(parents=True)
-    opt = "adam" if policy == "adam" else "sgd"
     steps = (6000 // batch) * epochs
     summary = {
+        "record_version": 2,
         "task": "mnist",
         "metric": "acc",
         "higher_is_better": True,
         "policy": policy,
+        "optimizer": "adam" if policy == "adam" else "sgd",
         "batch_size": batch,
         "base_batch_size": 128,
         "k": batch / 128,
@@ -29,13 +30,12 @@ def record(root: Path, policy: str, batch: int, seed: int, *, acc=None, epochs=1
         "scale": "cpu",
         "epochs": epochs,
         "total_steps": steps,
+        "clip": clip or None,  # v2: None = no clipping
+        "model": {"hidden": 128},
         "status": "completed" if acc is not None else "diverged",
         "final": {"test_acc": acc} if acc is not None else {},
     }
     (d / "summary.json").write_text(json.dumps(summary))
-    (d / "config.yaml").write_text(
-        f"policy:\n  optimizer: {opt}\ntask:\n  name: mnist\n  {opt}:\n    clip: {clip}\n"
-    )
 
 
 @pytest.fixture

@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from legw_repro.analysis import AnalysisError  # noqa: F401 -- part of this module's API
+from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.frames import is_missing, sort_by_policy
 from legw_repro.analysis.metrics import METRICS, metric_info
 
 STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "running")
+RECORD_VERSION = 2  # the run-record contract this module reads (docs/run-record.md)
 # The columns every run table has (NaN where a record lacks the field), in this order.
 # fmt: off
 RUN_COLUMNS: tuple[str, ...] = (
@@ -48,19 +48,6 @@ def find_summaries(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return list(found)
 
 
-def read_config(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The run's resolved ``config.yaml`` as a dict ({} when missing or unreadable)."""
-    p = Path(run_dir) / "config.yaml"
-    if not p.is_file():
-        return {}
-    try:
-        cfg = yaml.safe_load(p.read_text())
-    except (yaml.YAMLError, OSError) as e:
-        warnings.warn(f"{p}: unreadable config ({e}); ignoring it", stacklevel=2)
-        return {}
-    return cfg if isinstance(cfg, dict) else {}
-
-
 def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str, Any]:
     """Nested dicts as one level: ``{"a": {"b": 1}}`` -> ``{"a.b": 1}``."""
     out: dict[str, Any] = {}
@@ -75,11 +62,12 @@ def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str,
 
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     """A summary.json as one flat row: scalar fields as they are, ``final.<key>`` as ``<key>``
-    (``test_ppl``, ``best_valid_ppl``, ...), other nested dicts as ``outer.inner``."""
+    (``test_ppl``, ``best_valid_ppl``, ...), other nested dicts as ``outer.inner``
+    (``model.size``); the whole run ``spec`` is left out (its flat keys are there already)."""
     row: dict[str, Any] = {}
     final = summary.get("final") or {}
     for key, value in summary.items():
-        if key == "final":
+        if key in ("final", "spec"):
             continue
         if isinstance(value, Mapping):
             row.update(flatten(value, key))
@@ -182,22 +170,24 @@ def read_summary(path: Path) -> dict[str, Any] | None:
 
 def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """One row per run: every ``summary.json`` under ``dirs``, flattened (``final.*`` become
-    ``test_ppl``-style columns), plus ``run_dir``, ``model_size`` (config ``task.model.size``),
-    boolean ``completed``/``diverged``/``failed``/``running`` marks and the headline
-    ``metric_split``/``metric_value``. Diverged, failed and running runs are kept.
-    An unreadable summary.json is skipped with a warning."""
-    records = []
+    ``test_ppl``-style columns), plus ``run_dir``, ``model_size`` (``model.size``), boolean
+    ``completed``/``diverged``/``failed``/``running`` marks and the headline
+    ``metric_split``/``metric_value``. Diverged, failed and running runs are kept; an
+    unreadable summary.json is skipped with a warning; a record of contract v1 is refused."""
+    dirs, records, old = list(dirs), [], []
     for path in find_summaries(dirs):
         summary = read_summary(path)
         if summary is None:
             continue
+        if summary.get("record_version", 1) < RECORD_VERSION:
+            old.append(path.parent)
         row = flatten_summary(summary)
-        run_dir = path.parent
-        cfg = read_config(run_dir)
-        row.setdefault("model_size", flatten(cfg).get("task.model.size"))
-        wandb_cfg = cfg.get("wandb") if isinstance(cfg.get("wandb"), dict) else {}
-        row.setdefault("wandb_project", wandb_cfg.get("project"))
-        row.setdefault("wandb_entity", wandb_cfg.get("entity"))
-        row["run_dir"] = str(run_dir)
+        row.setdefault("model_size", row.get("model.size"))
+        row["run_dir"] = str(path.parent)
         records.append(row)
+    if old:
+        raise AnalysisError(
+            f"{len(old)} run record(s) of contract v1 (e.g. {old[0]}); upgrade them with "
+            f"`python -m legw_repro.analysis.migrate {' '.join(map(str, dirs))}`"
+        )
     return runs_from_records(records)

@@ -17,7 +17,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-METRIC_COLUMNS: tuple[str, ...] = ("kind", "step", "epoch", "time", "lr", "loss", "split")
+# fmt: off
+METRIC_COLUMNS: tuple[str, ...] = (
+    "kind", "step", "epoch", "epoch_start", "time", "lr", "loss", "split",
+)
+# fmt: on
 
 
 def _recover_row(line: str) -> dict[str, Any] | None:

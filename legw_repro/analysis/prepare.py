@@ -74,13 +74,13 @@ def _main_optimizer(runs: pd.DataFrame) -> str | None:
 
 def _schedule_run(g: pd.DataFrame, metrics: History) -> tuple[pd.Series, pd.DataFrame] | None:
     """The run whose logged LRs stand for the group (the schedule does not depend on the seed)
-    and its training rows (step, epoch, lr), or None when no run logged any."""
+    and its training rows (epoch_start, lr), or None when no run logged any."""
     order = g.assign(_rank=g["status"].map(STATUS_RANK).fillna(9)).sort_values(["_rank", "seed"])
     for _, run in order.iterrows():
         m = metrics.get(run["run_dir"])
-        if m is None or "lr" not in m.columns:
+        if m is None:
             continue
-        tr = m[m["kind"] == "train"][["step", "epoch", "lr"]].dropna()
+        tr = m.loc[m["kind"] == "train", ["epoch_start", "lr"]].dropna()
         if not tr.empty:
             return run, tr
     return None
@@ -98,10 +98,7 @@ def lr_curves(runs: pd.DataFrame, metrics: History, max_points: int = 1500) -> p
             if found is None:
                 continue
             run, tr = found
-            # a row's epoch is where its step ends; its lr was applied from where it began
-            spe = run.get("steps_per_epoch")
-            if spe and spe == spe:
-                tr = tr.assign(epoch=(tr["step"] - 1) / float(spe))
+            tr = tr.rename(columns={"epoch_start": "epoch"})  # a step's lr applies from its start
             if len(tr) > max_points:
                 tr = tr.iloc[:: math.ceil(len(tr) / max_points)]
             w = pd.to_numeric(pd.Series([run.get("warmup_epochs")]), errors="coerce")[0]

@@ -20,21 +20,12 @@ from matplotlib.figure import Figure
 
 from legw_repro.analysis.aggregate import aggregate
 from legw_repro.analysis.axes import edge_cross, set_error_ylim, wants_error_axis
-from legw_repro.analysis.collect import read_config
 from legw_repro.analysis.figure import new_figure, save_figure, task_title
-from legw_repro.analysis.frames import ordered_policies
+from legw_repro.analysis.frames import is_missing, ordered_policies
 from legw_repro.analysis.metrics import metric_info
 from legw_repro.analysis.report import format_cell, md_table
 
 MAIN = "main"
-
-
-def _clip(run_dir: str) -> float:
-    """The gradient-norm clip the run used (0 = off), from its config."""
-    cfg = read_config(run_dir)
-    opt = (cfg.get("policy") or {}).get("optimizer")
-    value = ((cfg.get("task") or {}).get(opt) or {}).get("clip") if opt else None
-    return float(value) if value is not None else np.nan
 
 
 def _setting(agg: pd.DataFrame, runs: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -44,7 +35,7 @@ def _setting(agg: pd.DataFrame, runs: pd.DataFrame, name: str) -> pd.DataFrame:
     for _, row in agg.iterrows():
         g = runs[(runs["policy"] == row["policy"]) & (runs["batch_size"] == row["batch_size"])]
         epochs.append(pd.to_numeric(g["epochs"], errors="coerce").max())
-        clip = {_clip(d) for d in g["run_dir"].dropna()}
+        clip = {0.0 if is_missing(c) else float(c) for c in g["clip"]}  # None: no clipping
         clips.append(", ".join(f"{c:g}" if c else "off" for c in sorted(clip)))
     agg["epochs"] = epochs
     agg["clip"] = clips
