@@ -6,7 +6,8 @@
 Resumable: every run has a fixed directory, runs/<task>/<scale>/<policy>/b<batch>-s<seed>; a run
 whose summary says completed or diverged is skipped, a killed one resumes from its checkpoint
 (`resume=true`). Each run is its own process, so a crash is recorded and the sweep goes on.
-The grid for each task and scale is in configs/sweep/<task>_<scale>.yaml.
+The grid for each task and scale is in configs/sweep/<task>_<scale>.yaml; what is trained, what
+is shared at k=1 and where each run lives is planned by legw_repro.sweep.plan_runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,23 @@ from pathlib import Path
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a script: the package is importable without installing
+
+from legw_repro.sweep import (  # noqa: E402
+    Grid,
+    Job,
+    grid_root,
+    plan_runs,
+    record_dir,
+    results_dir,
+    sweep_grids,
+)
+
 FINISHED = ("completed", "diverged")
+
+
+class SweepError(Exception):
+    """A sweep that cannot start (unknown task, scale or policy): one line, exit status 2."""
 
 
 def load_yaml(path: Path) -> dict:
@@ -52,35 +69,7 @@ def alias_run(src: Path, dst: Path, policy: dict) -> None:
     tmp.replace(dst / "summary.json")
 
 
-def plan_grid(
-    root: Path,
-    batches: list[int],
-    policies: list[str],
-    seeds: list[int],
-    base_batch: int,
-    pol_cfg: dict[str, dict],
-    overrides: list[str],
-) -> tuple[list[tuple], list[tuple]]:
-    """(jobs, aliases) of one grid: a job per (seed, batch, policy) under ``root``, except that
-    at k=1 every SGD policy has the same schedule (peak = base_lr, warmup = the base warmup),
-    so they share one run, recorded under each policy's name (an alias)."""
-    jobs, aliases = [], []
-    for seed in seeds:
-        for batch in batches:
-            shared = None
-            for p in policies:
-                run_dir = root / p / f"b{batch}-s{seed}"
-                if batch == base_batch and pol_cfg[p]["optimizer"] == "sgd":
-                    if shared is None:
-                        shared = run_dir
-                    else:
-                        aliases.append((shared, run_dir, pol_cfg[p]))
-                        continue
-                jobs.append((p, batch, seed, run_dir, list(overrides)))
-    return jobs, aliases
-
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--task", required=True)
     ap.add_argument("--scale", default="auto", help="smoke | cpu | paper | auto (paper on CUDA)")
@@ -108,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         "results/<task>/records (and the sweep's variants', results/<task>-<variant>/records)",
     )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
-    scale = args.scale
+
+def resolve_scale(task: str, scale: str) -> str:
+    """`auto` -> paper on CUDA, else cpu; says whether the pair is a reduced reproduction."""
     if scale == "auto":
         import torch
 
@@ -121,72 +112,96 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> scale: {scale}")
     from legw_repro.scales import is_reduced
 
-    if is_reduced(args.task, scale):
+    if is_reduced(task, scale):
         print(f"==> NOTE: '{scale}' is a REDUCED-SCALE reproduction; see configs/task_scale/.")
     elif scale != "paper":
-        print(f"==> '{scale}' runs the full {args.task} protocol (configs/task_scale/).")
+        print(f"==> '{scale}' runs the full {task} protocol (configs/task_scale/).")
+    return scale
+
+
+def _ints(csv: str | None) -> list[int] | None:
+    return [int(x) for x in csv.split(",")] if csv else None
+
+
+def plan(args: argparse.Namespace, scale: str) -> tuple[dict[str, Grid], list[Job], dict]:
+    """The sweep file's grids (with the command line's choices), their jobs, and the config of
+    every policy they name; SweepError for an unknown sweep or policy."""
     sweep_file = REPO / "configs" / "sweep" / f"{args.task}_{scale}.yaml"
     if not sweep_file.exists():
         known = sorted(p.stem for p in (REPO / "configs" / "sweep").glob("*.yaml"))
-        print(f"error: no sweep {sweep_file.name}; known: {known}", file=sys.stderr)
-        return 2
-    sweep = load_yaml(sweep_file)
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else sweep["seeds"]
-    batches = (
-        [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else sweep["batch_sizes"]
+        raise SweepError(f"no sweep {sweep_file.name}; known: {known}")
+    grids = sweep_grids(
+        load_yaml(sweep_file),
+        batch_sizes=_ints(args.batch_sizes),
+        policies=args.policies.split(",") if args.policies else None,
+        seeds=_ints(args.seeds),
+        variants=not args.no_variants,
     )
-    policies = args.policies.split(",") if args.policies else sweep["policies"]
-    base_batch = load_yaml(REPO / "configs" / "task" / f"{args.task}.yaml")["base_batch_size"]
     pol_cfg = {}
-    for p in policies:
+    for p in dict.fromkeys(p for g in grids.values() for p in g.policies):
         f = REPO / "configs" / "policy" / f"{p}.yaml"
         if not f.exists():
-            print(f"error: unknown policy {p!r} (no {f})", file=sys.stderr)
-            return 2
+            raise SweepError(f"unknown policy {p!r} (no {f})")
         pol_cfg[p] = load_yaml(f)
+    base_batch = load_yaml(REPO / "configs" / "task" / f"{args.task}.yaml")["base_batch_size"]
+    optimizers = {p: c["optimizer"] for p, c in pol_cfg.items()}
+    jobs = plan_runs(
+        Path(args.runs_dir), args.task, scale, grids, base_batch=base_batch, optimizers=optimizers
+    )
+    return grids, jobs, pol_cfg
 
-    root = Path(args.runs_dir) / args.task / scale
-    jobs, aliases = plan_grid(root, batches, policies, seeds, base_batch, pol_cfg, [])
-    # variants: extra runs with overrides (e.g. a longer budget, clipping off) in their own
-    # directories and result folders, so they never mix with the main grid's aggregates
-    variants = {} if args.no_variants else (sweep.get("variants") or {})
-    for name, v in variants.items():
-        v_jobs, v_aliases = plan_grid(
-            root.with_name(f"{scale}-{name}"),
-            v.get("batch_sizes", batches),
-            v.get("policies", policies),
-            v.get("seeds", seeds),
-            base_batch,
-            pol_cfg,
-            list(v.get("overrides", [])),
-        )
-        jobs += v_jobs
-        aliases += v_aliases
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    scale = resolve_scale(args.task, args.scale)
+    try:
+        grids, jobs, pol_cfg = plan(args, scale)
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     out = (
         Path(args.out)
         if args.out
         else REPO / "results" / (args.task if scale != "smoke" else f"smoke/{args.task}")
     )
-    variant_records = {name: out.with_name(f"{out.name}-{name}") / "records" for name in variants}
+    variant_records = {v: results_dir(out, v) / "records" for v in grids if v}
     if args.analyze_only:
         if not (out / "records").is_dir():
             print(f"error: no committed records in {out / 'records'}", file=sys.stderr)
             return 2
         return analyze_committed(out, args.task, variant_records)
+    trained = [j for j in jobs if j.alias_of is None]
     if not args.no_restore:
-        restored = restore_committed(jobs, root, out, args.task, scale, args.overrides)
+        restored = restore_committed(trained, out, args.task, scale, args.overrides)
         if restored:
             print(f"==> restored {restored} finished runs from the committed records in {out}/")
-    todo = [j for j in jobs if status_of(j[3]) not in FINISHED]
+    todo = [j for j in trained if status_of(j.run_dir) not in FINISHED]
+    root = grid_root(Path(args.runs_dir), args.task, scale)
     print(
-        f"==> {args.task}: {len(jobs)} runs ({len(jobs) - len(todo)} already finished), "
-        f"batch sizes {batches}, policies {policies}, seeds {seeds}; run dirs under {root}/"
+        f"==> {args.task}: {len(trained)} runs ({len(trained) - len(todo)} already finished), "
+        f"batch sizes {list(grids[''].batch_sizes)}, policies {list(grids[''].policies)}, "
+        f"seeds {list(grids[''].seeds)}; run dirs under {root}/"
     )
     if args.dry_run:
-        for p, batch, seed, run_dir, extra in todo:
-            print("   ", p, batch, seed, run_dir, *extra)
+        for j in todo:
+            print("   ", j.policy, j.batch, j.seed, j.run_dir, *j.overrides)
         return 0
+    t0 = time.time()
+    if launch_all(trained, args, scale):
+        return 2
+    for j in jobs:
+        if j.alias_of is not None and status_of(j.alias_of) in FINISHED:
+            alias_run(j.alias_of, j.run_dir, pol_cfg[j.policy])
+    print(f"==> sweep done in {time.time() - t0:.0f}s")
+    for variant in [*variant_records, ""]:
+        grid = grid_root(Path(args.runs_dir), args.task, scale, variant)
+        export(grid, results_dir(out, variant) / "records")
+    return analyze_committed(out, args.task, variant_records)
 
+
+def launch_all(jobs: list[Job], args: argparse.Namespace, scale: str) -> bool:
+    """Train every job not yet finished, `args.jobs` side by side, each in its own process;
+    True when one stopped on a config or data error (exit 2), which stops the others too."""
     env = {**os.environ}
     if args.jobs > 1:
         # runs side by side share the cores: one thread each instead of oversubscribing them
@@ -194,9 +209,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     config_error = threading.Event()
 
-    def launch(i: int, p: str, batch: int, seed: int, run_dir: Path, extra: list[str]) -> None:
-        st = status_of(run_dir)
-        tag = f"[{i}/{len(jobs)}] {args.task} {p} batch={batch} seed={seed} {' '.join(extra)}"
+    def launch(i: int, job: Job) -> None:
+        run_dir, st = job.run_dir, status_of(job.run_dir)
+        tag = (
+            f"[{i}/{len(jobs)}] {args.task} {job.policy} batch={job.batch} seed={job.seed} "
+            f"{' '.join(job.overrides)}"
+        )
         if st in FINISHED:
             print(f"==> {tag}: already {st}, skipped", flush=True)
             return
@@ -212,13 +230,13 @@ def main(argv: list[str] | None = None) -> int:
             "legw_repro.train",
             f"task={args.task}",
             f"scale={scale}",
-            f"policy={p}",
-            f"batch_size={batch}",
-            f"seed={seed}",
+            f"policy={job.policy}",
+            f"batch_size={job.batch}",
+            f"seed={job.seed}",
             "resume=true",
             f"hydra.run.dir={run_dir}",
             *args.overrides,
-            *extra,
+            *job.overrides,
         ]
         if args.jobs > 1:  # interleaved progress bars are unreadable: each run logs to a file
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -235,56 +253,43 @@ def main(argv: list[str] | None = None) -> int:
             config_error.set()
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        list(pool.map(lambda a: launch(*a), [(i, *j) for i, j in enumerate(jobs, 1)]))
-    if config_error.is_set():
-        return 2
-    for src, dst, pol in aliases:
-        if status_of(src) in FINISHED:
-            alias_run(src, dst, pol)
-    print(f"==> sweep done in {time.time() - t0:.0f}s")
-
-    for name, records in variant_records.items():
-        export(root.with_name(f"{scale}-{name}"), records)
-    export(root, out / "records")
-    return analyze_committed(out, args.task, variant_records)
+        list(pool.map(lambda a: launch(*a), enumerate(jobs, 1)))
+    return config_error.is_set()
 
 
 def restore_committed(
-    jobs: list, root: Path, out: Path, task: str, scale: str, overrides: list[str]
+    jobs: list[Job], out: Path, task: str, scale: str, overrides: list[str]
 ) -> int:
     """A sweep started on another machine (or in an earlier session) goes on where it stopped:
     finished runs whose compact record is committed under <out>/records (or <out>-<variant>/
     records) are copied back instead of being trained again -- but only when the record's task
     recipe and epoch budget equal today's config, so a changed recipe is never mixed in."""
-    import yaml
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     current: dict[tuple, dict] = {}
     n = 0
-    for _p, _batch, _seed, run_dir, extra in jobs:
-        if status_of(run_dir) is not None:
+    for job in jobs:
+        record = record_dir(out, job)
+        if status_of(job.run_dir) is not None or status_of(record) not in FINISHED:
             continue
-        rel = run_dir.relative_to(root.parent)  # <scale>[-<variant>]/<policy>/b<B>-s<seed>
-        variant = rel.parts[0][len(scale) :]  # "" or "-<variant>"
-        record = out.with_name(out.name + variant) / "records" / Path(*rel.parts[1:])
-        if status_of(record) not in FINISHED or not (record / "config.yaml").exists():
+        if not (record / "config.yaml").exists():
             continue
-        key = tuple(extra)
-        if key not in current:
+        if job.overrides not in current:
             with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
                 cfg = compose(
-                    "train", overrides=[f"task={task}", f"scale={scale}", *overrides, *extra]
+                    "train",
+                    overrides=[f"task={task}", f"scale={scale}", *overrides, *job.overrides],
                 )
-            current[key] = OmegaConf.to_container(cfg, resolve=True)
-        old = yaml.safe_load((record / "config.yaml").read_text())
+            current[job.overrides] = OmegaConf.to_container(cfg, resolve=True)
+        old = load_yaml(record / "config.yaml")
         # records from before `task.schedule.handover` existed used its default, `product`
         old.get("task", {}).get("schedule", {}).setdefault("handover", "product")
-        want = current[key]
+        want = current[job.overrides]
         if old.get("task") != want["task"] or old.get("epochs") != want["epochs"]:
             print(f"==> {record}: committed with another recipe or budget; it will be retrained")
             continue
-        shutil.copytree(record, run_dir, dirs_exist_ok=True)
+        shutil.copytree(record, job.run_dir, dirs_exist_ok=True)
         n += 1
     return n
 
