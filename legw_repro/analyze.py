@@ -189,19 +189,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _run(args: argparse.Namespace, command: str) -> int:
-    if not args.runs_dirs and not args.wandb:
-        raise AnalysisError("give at least one RUNS_DIR or --wandb ENTITY/PROJECT")
-    frames = []
-    metrics: dict[str, pd.DataFrame] = {}
+def _collect(args: argparse.Namespace) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """The run table of the RUNS_DIRs and/or the W&B project, and the runs' histories."""
+    frames, metrics = [], {}
     if args.runs_dirs:
         for d in args.runs_dirs:
             if not Path(d).exists():
                 warnings.warn(f"{d} does not exist", stacklevel=1)
         if not find_summaries(args.runs_dirs):
             raise AnalysisError("no summary.json found under " + ", ".join(args.runs_dirs))
-        local = collect_runs(args.runs_dirs)
-        frames.append(local)
+        frames.append(collect_runs(args.runs_dirs))
     if args.wandb:
         remote = collect_wandb(args.wandb)
         if remote.empty:
@@ -211,55 +208,52 @@ def _run(args: argparse.Namespace, command: str) -> int:
         except AnalysisError as e:
             warnings.warn(f"{e}; drawing the summary figures only", stacklevel=1)
         frames.append(remote)
-    runs = pd.concat([f for f in frames if not f.empty], ignore_index=True) if frames else None
-    if runs is None or runs.empty:
+    frames = [f for f in frames if not f.empty]
+    if not frames:
         raise AnalysisError("no readable run records found")
+    runs = pd.concat(frames, ignore_index=True)
+    return runs, metrics | load_all_metrics(runs)  # the local runs' metrics.jsonl
+
+
+def _tasks(args: argparse.Namespace, runs: pd.DataFrame, variants: dict) -> list[str]:
     tasks = sorted(runs["task"].dropna().unique().tolist())
     if args.task is not None:
         if args.task not in tasks:
             raise AnalysisError(f"no runs of task {args.task!r}; tasks found: {', '.join(tasks)}")
         tasks = [args.task]
-    if args.target is not None and len(tasks) > 1:
-        raise AnalysisError(
-            f"--target needs a single task; pass --task (found: {', '.join(tasks)})"
-        )
-    variants = _parse_variants(args.variant)
-    if variants and len(tasks) > 1:
-        raise AnalysisError(
-            f"--variant needs a single task; pass --task (found: {', '.join(tasks)})"
-        )
-    if args.out is None:
-        outs = {t: Path("results") / t for t in tasks}
-    elif len(tasks) == 1:
-        outs = {tasks[0]: Path(args.out)}
-    else:
-        outs = {t: Path(args.out) / t for t in tasks}
+    for flag, given in (("--target", args.target is not None), ("--variant", bool(variants))):
+        if given and len(tasks) > 1:
+            raise AnalysisError(
+                f"{flag} needs a single task; pass --task (found: {', '.join(tasks)})"
+            )
+    return tasks
 
-    metrics.update(load_all_metrics(runs))  # the local runs' metrics.jsonl
+
+def _print(task: str, res: dict[str, Any]) -> None:
+    agg = res["agg"]
+    split, metric = agg["split"].dropna().iloc[0], agg["metric"].dropna().iloc[0]
+    print(f"## {task}: final {split} {metric} (mean ± std over seeds)\n")
+    print(res["table"])
+    if res["target"] is not None:
+        print(f"\ntime-to-target goal: {res['target'].label} ({res['target'].description})")
+    print("\nwrote:", *(f"  {p}" for p in res["paths"]), "", sep="\n")
+
+
+def _run(args: argparse.Namespace, command: str) -> int:
+    if not args.runs_dirs and not args.wandb:
+        raise AnalysisError("give at least one RUNS_DIR or --wandb ENTITY/PROJECT")
+    runs, metrics = _collect(args)
+    variants = _parse_variants(args.variant)
+    tasks = _tasks(args, runs, variants)
+    one = args.out is not None and len(tasks) == 1
+    outs = {t: Path(args.out) if one else Path(args.out or "results") / t for t in tasks}
+    kw = {"target_value": args.target, "tolerance": args.tolerance, "command": command}
     results = {}
     for task in tasks:
-        res = analyze_task(
-            runs,
-            task,
-            outs[task],
-            target_value=args.target,
-            tolerance=args.tolerance,
-            metrics=metrics,
-            command=command,
-            variants=variants,
+        results[task] = analyze_task(
+            runs, task, outs[task], metrics=metrics, variants=variants, **kw
         )
-        results[task] = res
-        agg = res["agg"]
-        metric = agg["metric"].dropna().iloc[0]
-        split = agg["split"].dropna().iloc[0]
-        print(f"## {task}: final {split} {metric} (mean ± std over seeds)\n")
-        print(res["table"])
-        if res["target"] is not None:
-            print(f"\ntime-to-target goal: {res['target'].label} ({res['target'].description})")
-        print("\nwrote:")
-        for p in res["paths"]:
-            print(f"  {p}")
-        print()
+        _print(task, results[task])
     if args.upload_wandb is not None:
         project = args.upload_wandb or args.wandb or project_from_runs(runs) or "legw-repro"
         upload_wandb(results, runs, project)

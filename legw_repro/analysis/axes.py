@@ -159,3 +159,17 @@ def note(
 ) -> None:
     """A small coloured annotation ``offset`` points away from ``xy``."""
     ax.annotate(text, xy, xytext=offset, textcoords="offset points", fontsize=8, color=color, **kw)
+
+
+def metric_ylim(
+    ax: Axes, metric: Metric, values: list[float], *, room_top: float, room_bottom: float
+) -> bool:
+    """The y range of a metric's values, on the axis that shows them best (the metric's
+    ``axis``: log of the error for a collapse next to ~100%, log for a wide range, else
+    linear); returns whether the error axis was used."""
+    if wants_error_axis(metric, values):
+        set_error_ylim(ax, values, room_top=room_top, room_bottom=room_bottom)
+        return True
+    log = metric.axis == "log" and wide(values)
+    set_ylim(ax, values, log=log, room_top=room_top, room_bottom=room_bottom)
+    return False

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from legw_repro.analysis import AnalysisError
+
 # Policies in the order tables and legends list them (the paper's method first).
 POLICY_ORDER: tuple[str, ...] = ("sqrt_legw", "sqrt", "linear", "adam", "none", "tuned")
 
@@ -38,10 +40,11 @@ def first(df: pd.DataFrame, col: str) -> Any:
 def one_task(df: pd.DataFrame, task: str | None) -> tuple[str, pd.DataFrame]:
     """``task`` and its rows; with ``task=None`` the table must hold exactly one task."""
     tasks = sorted(df["task"].dropna().unique().tolist())
-    if task is None:
-        if len(tasks) != 1:
-            raise ValueError(f"the table holds tasks {tasks}; pass task=")
-        task = tasks[0]
+    if task is None and len(tasks) != 1:
+        raise AnalysisError(f"the table holds tasks {tasks}; name one")
+    task = tasks[0] if task is None else task
+    if task not in tasks:
+        raise AnalysisError(f"no runs of task {task!r}")
     return task, df[df["task"] == task]
 
 

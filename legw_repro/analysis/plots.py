@@ -29,11 +29,10 @@ from legw_repro.analysis.aggregate import aggregate
 from legw_repro.analysis.axes import (
     batch_axis,
     edge_cross,
+    metric_ylim,
     note,
     policy_line,
-    set_error_ylim,
     set_ylim,
-    wants_error_axis,
     wide,
 )
 from legw_repro.analysis.figure import (
@@ -152,15 +151,11 @@ def plot_metric_vs_batch(
     notes += _references(ax, s, split, legend, yvals) if references else []
     room = 0.16 if any_diverged else 0.06  # the worse edge holds the diverged 'x' marks
     top, bottom = (0.06, room) if m.higher_is_better else (room, 0.06)
-    if wants_error_axis(m, yvals):
-        set_error_ylim(ax, yvals, room_top=0.06, room_bottom=room)
+    if metric_ylim(ax, m, yvals, room_top=top, room_bottom=bottom):
         notes.append(
             "The y axis is logarithmic in the error (100 − accuracy), so that differences "
             "near 99% stay visible next to a collapse."
         )
-    else:
-        log = m.axis == "log" and wide(yvals)
-        set_ylim(ax, yvals, log=log, room_top=top, room_bottom=bottom)
     batch_axis(ax, batches)
     _k_axis(ax, first(g, "base_batch_size"), batches)
     ax.set_ylabel(f"final {metric_label(m, split)}")

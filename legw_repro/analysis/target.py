@@ -13,7 +13,7 @@ import pandas as pd
 
 from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.aggregate import GROUP, at_base
-from legw_repro.analysis.frames import first_valid, ordered_policies, sort_by_policy
+from legw_repro.analysis.frames import first_valid, one_task, ordered_policies, sort_by_policy
 from legw_repro.analysis.history import load_metrics
 from legw_repro.analysis.metrics import metric_info
 
@@ -70,14 +70,7 @@ def default_target(
     may be given in percent). Otherwise the mean over seeds of ``best_valid_<metric>`` of the
     completed base-batch runs under ``policy`` (another policy when it has none), relaxed by
     ``tolerance`` (default: the metric's, see :mod:`legw_repro.analysis.metrics`)."""
-    tasks = runs["task"].dropna().unique().tolist()
-    if task is None:
-        if len(tasks) != 1:
-            raise AnalysisError(f"runs hold several tasks {sorted(tasks)}; name one")
-        task = tasks[0]
-    sub = runs[runs["task"] == task]
-    if sub.empty:
-        raise AnalysisError(f"no runs of task {task!r}")
+    task, sub = one_task(runs, task)
     metric = str(first_valid(sub["metric"]))
     info = metric_info(metric)
     hib = bool(first_valid(sub["higher_is_better"]))
