@@ -38,7 +38,6 @@ from legw_repro.analysis.target import (
 from legw_repro.analysis.variants import write_variants
 from legw_repro.analysis.wandb_io import (
     collect_wandb,
-    project_from_runs,
     upload_wandb,
     wandb_metrics,
 )
@@ -91,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         const="",
         default=None,
         help="log the figures and tables to a W&B run named 'analysis' (project: this value, "
-        "else --wandb's, else the runs' wandb.project, else legw-repro); WANDB_MODE=offline "
+        "else --wandb's, else legw-repro); WANDB_MODE=offline "
         "writes the run files only",
     )
     p.add_argument(
@@ -255,7 +254,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
         )
         _print(task, results[task])
     if args.upload_wandb is not None:
-        project = args.upload_wandb or args.wandb or project_from_runs(runs) or "legw-repro"
+        project = args.upload_wandb or args.wandb or "legw-repro"
         upload_wandb(results, runs, project)
     return 0
 

@@ -242,14 +242,3 @@ def upload_wandb(
     else:
         print(f"W&B run: {getattr(run, 'url', None) or run_dir}")
     return run_dir
-
-
-def project_from_runs(runs: pd.DataFrame) -> str | None:
-    """``entity/project`` (or ``project``) that the runs were logged to, if they say."""
-    if "wandb_project" not in runs.columns:
-        return None
-    projects = runs["wandb_project"].dropna().unique().tolist()
-    if not projects:
-        return None
-    entities = runs["wandb_entity"].dropna().unique().tolist() if "wandb_entity" in runs else []
-    return f"{entities[0]}/{projects[0]}" if entities else str(projects[0])
