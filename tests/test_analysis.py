@@ -97,32 +97,14 @@ def write_run(
             }
         )
         if step % spe == 0 and step // spe in finals:
-            v, t = finals[step // spe]
-            rows.append(
-                {
-                    "kind": "eval",
-                    "step": step,
-                    "epoch": float(step // spe),
-                    "split": "valid",
-                    metric: v,
-                    "loss": 5.0,
-                    "time": step * t_step + 0.5,
-                }
-            )
-            final[f"valid_{metric}"] = v
-            if t is not None:
-                rows.append(
-                    {
-                        "kind": "eval",
-                        "step": step,
-                        "epoch": float(step // spe),
-                        "split": "test",
-                        metric: t,
-                        "loss": 5.0,
-                        "time": step * t_step + 0.7,
-                    }
-                )
-                final[f"test_{metric}"] = t
+            # the valid evaluation, then the test one (if any), 0.5 s and 0.7 s after the step
+            evals = zip(("valid", "test"), finals[step // spe], (0.5, 0.7), strict=True)
+            for split, value, dt in evals:
+                if value is None:
+                    continue
+                row = {"kind": "eval", "step": step, "epoch": float(step // spe), "split": split}
+                rows.append(row | {metric: value, "loss": 5.0, "time": step * t_step + dt})
+                final[f"{split}_{metric}"] = value
     if final:
         vs = [v for v, _ in finals.values()]
         final[f"best_valid_{metric}"] = min(vs) if metric == "ppl" else max(vs)
