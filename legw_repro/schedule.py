@@ -30,15 +30,8 @@ where ``d'`` is ``d`` with the budget-defined decays (polynomial, cosine) run ov
 remaining ``epochs - W`` epochs instead of ``epochs``; exponential and multistep keep their
 parameters, now counted from the warmup's end.  The three agree when there is no warmup.
 
-Decay factors d(e); every parameter is in epochs::
-
-    constant     d = 1
-    exponential  d = 1                                   for e < start_epoch
-                 d = gamma ** (e - start_epoch)          staircase=False
-                 d = gamma ** floor(e - start_epoch)     staircase=True
-    polynomial   d = end_factor + (1 - end_factor) * (1 - e / epochs) ** power
-    cosine       d = end_factor + (1 - end_factor) * 0.5 * (1 + cos(pi * e / epochs))
-    multistep    d = gamma ** (number of milestones m with m <= e)
+Decay factors ``d`` (constant, exponential, polynomial, cosine, multistep; every parameter in
+epochs) are in ``legw_repro.decays``.
 
 Why epochs, not steps, are the unit.  An epoch means the same amount of data at every batch
 size, so a decay given in epochs needs no rescaling when the batch grows.  For the warmup it
@@ -69,7 +62,6 @@ from __future__ import annotations
 
 import math
 import numbers
-from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -77,6 +69,8 @@ from typing import Any
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
+
+from legw_repro.decays import DECAYS, choice, make_decay, real
 
 __all__ = [
     "DECAYS",
@@ -96,18 +90,6 @@ __all__ = [
 
 RULES: tuple[str, ...] = ("sqrt", "linear", "none")
 WARMUPS: tuple[str, ...] = ("legw", "fixed")
-
-# Decay name -> {parameter: default}.  A default of _REQUIRED means the caller must give it:
-# there is no value that is sensible for every task (a per-epoch factor, a list of epochs).
-_REQUIRED = object()
-_DECAY_PARAMS: dict[str, dict[str, Any]] = {
-    "constant": {},
-    "exponential": {"gamma": _REQUIRED, "start_epoch": 0.0, "staircase": False},
-    "polynomial": {"power": 1.0, "end_factor": 0.0},
-    "cosine": {"end_factor": 0.0},
-    "multistep": {"milestones": _REQUIRED, "gamma": 0.1},
-}
-DECAYS: tuple[str, ...] = tuple(_DECAY_PARAMS)
 
 
 @dataclass(frozen=True)
@@ -141,45 +123,6 @@ def policy(name: str) -> Policy:
         raise ValueError(
             f"policy={name!r} is not a known policy; known policies: {sorted(POLICIES)}"
         ) from None
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _real(name: str, value: Any) -> float:
-    """Return value as a finite float, or raise ValueError naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    out = float(value)
-    if not math.isfinite(out):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return out
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name}={value!r} is not one of {list(allowed)}")
-    return value
-
-
-def _gamma(name: str, value: Any, decay: str) -> float:
-    g = _real(name, value)
-    if not 0.0 < g <= 1.0:
-        raise ValueError(
-            f"{name}={value!r} for decay={decay!r} must lie in (0, 1] "
-            "(it multiplies the learning rate; > 1 would grow it, <= 0 would zero or flip it)"
-        )
-    return g
-
-
-def _end_factor(value: Any, decay: str) -> float:
-    f = _real("end_factor", value)
-    if not 0.0 <= f <= 1.0:
-        raise ValueError(
-            f"end_factor={value!r} for decay={decay!r} must lie in [0, 1] "
-            "(the final LR as a fraction of the peak)"
-        )
-    return f
 
 
 _SPEC_FIELDS: tuple[str, ...] = (
@@ -310,94 +253,24 @@ def lr_at(
     return peak * decay_fn(e)
 
 
-def _make_decay(
-    decay: str, epochs: float, params: Mapping[str, Any], horizon: float | None = None
-) -> Callable[[float], float]:
-    """Validate the decay parameters (in epochs, against the budget ``epochs``) and return d(e).
-
-    ``horizon`` is the length over which decays defined by the budget (polynomial, cosine)
-    run: ``epochs`` normally, ``epochs - W`` when the decay's clock starts at the warmup's end.
-    """
-    horizon = epochs if horizon is None else horizon
-    allowed = _DECAY_PARAMS[decay]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        hint = f"allowed: {sorted(allowed)}" if allowed else "it takes no parameters"
-        raise ValueError(f"unknown decay parameter(s) {unknown} for decay={decay!r}; {hint}")
-    missing = sorted(n for n, d in allowed.items() if d is _REQUIRED and n not in params)
-    if missing:
-        raise ValueError(f"decay={decay!r} requires parameter(s) {missing}")
-    p = {**allowed, **params}
-
-    if decay == "constant":
-        return lambda e: 1.0
-
-    if decay == "exponential":
-        gamma = _gamma("gamma", p["gamma"], decay)
-        start = _real("start_epoch", p["start_epoch"])
-        if not 0.0 <= start <= epochs:
-            raise ValueError(
-                f"start_epoch={p['start_epoch']!r} must lie in [0, epochs={epochs:g}] "
-                "(decay parameters are in epochs, not steps)"
-            )
-        staircase = p["staircase"]
-        if not isinstance(staircase, bool):
-            raise ValueError(f"staircase must be True or False, got {staircase!r}")
-        if staircase:
-            return lambda e: 1.0 if e < start else gamma ** math.floor(e - start)
-        return lambda e: 1.0 if e < start else gamma ** (e - start)
-
-    if decay in ("polynomial", "cosine"):
-        if decay == "polynomial":
-            power = _real("power", p["power"])
-            if power <= 0.0:
-                raise ValueError(f"power={p['power']!r} for decay='polynomial' must be > 0")
-        end = _end_factor(p["end_factor"], decay)
-        if horizon <= 0.0:  # the warmup fills the budget: the decay never starts
-            return lambda e: 1.0
-        if decay == "polynomial":
-            return lambda e: end + (1.0 - end) * (1.0 - e / horizon) ** power
-        return lambda e: end + (1.0 - end) * 0.5 * (1.0 + math.cos(math.pi * e / horizon))
-
-    return _multistep(p, epochs)
-
-
-def _multistep(p: Mapping[str, Any], epochs: float) -> Callable[[float], float]:
-    raw = p["milestones"]
-    if isinstance(raw, str | bytes) or not hasattr(raw, "__iter__"):
-        raise ValueError(f"milestones must be a list of epochs, got {raw!r}")
-    milestones = tuple(_real("milestones", m) for m in raw)
-    if not milestones:
-        raise ValueError("milestones=[] is empty; give at least one epoch or use decay='constant'")
-    if list(milestones) != sorted(milestones):
-        raise ValueError(f"milestones={list(raw)!r} must be sorted in increasing order")
-    if not (milestones[0] > 0.0 and milestones[-1] <= epochs):
-        raise ValueError(
-            f"milestones={list(raw)!r} must lie in (0, epochs={epochs:g}] "
-            "(decay parameters are in epochs, not steps; d(0) must be 1)"
-        )
-    gamma = _gamma("gamma", p["gamma"], "multistep")
-    return lambda e: gamma ** bisect_right(milestones, e)
-
-
 def _numbers(spec: ScheduleSpec) -> tuple[float, float, float, float]:
     """Validated (base_lr, k, epochs, warmup_epochs) of a spec."""
-    lr0 = _real("base_lr", spec.base_lr)
+    lr0 = real("base_lr", spec.base_lr)
     if lr0 < 0.0:
         raise ValueError(f"base_lr must be >= 0, got {spec.base_lr!r}")
-    b0 = _real("base_batch_size", spec.base_batch_size)
+    b0 = real("base_batch_size", spec.base_batch_size)
     if b0 <= 0.0:
         raise ValueError(f"base_batch_size must be positive, got {spec.base_batch_size!r}")
-    b = _real("batch_size", spec.batch_size)
+    b = real("batch_size", spec.batch_size)
     if b <= 0.0:
         raise ValueError(f"batch_size must be positive, got {spec.batch_size!r}")
     k = b / b0
     if not (k > 0.0 and math.isfinite(k)):
         raise ValueError(f"k = batch_size / base_batch_size = {k!r} must be positive and finite")
-    n_epochs = _real("epochs", spec.epochs)
+    n_epochs = real("epochs", spec.epochs)
     if n_epochs <= 0.0:
         raise ValueError(f"epochs must be > 0, got {spec.epochs!r}")
-    w0 = _real("warmup_epochs", spec.warmup_epochs)
+    w0 = real("warmup_epochs", spec.warmup_epochs)
     if w0 < 0.0:
         raise ValueError(f"warmup_epochs must be >= 0 (0 = no warmup), got {spec.warmup_epochs!r}")
     return lr0, k, n_epochs, w0
@@ -406,10 +279,10 @@ def _numbers(spec: ScheduleSpec) -> tuple[float, float, float, float]:
 def _build(spec: ScheduleSpec) -> _Schedule:
     """Validate every argument and precompute the schedule (the slow path; cached by callers)."""
     lr0, k, n_epochs, w0 = _numbers(spec)
-    rule = _choice("rule", spec.rule, RULES)
-    warmup = _choice("warmup", spec.warmup, WARMUPS)
-    decay = _choice("decay", spec.decay, DECAYS)
-    handover = _choice("handover", spec.handover, HANDOVERS)
+    rule = choice("rule", spec.rule, RULES)
+    warmup = choice("warmup", spec.warmup, WARMUPS)
+    decay = choice("decay", spec.decay, DECAYS)
+    handover = choice("handover", spec.handover, HANDOVERS)
 
     warmup_len = w0 * k if warmup == "legw" else w0
     if warmup_len > n_epochs * (1.0 + 1e-12):
@@ -425,7 +298,7 @@ def _build(spec: ScheduleSpec) -> _Schedule:
 
     scale = {"sqrt": math.sqrt(k), "linear": k, "none": 1.0}[rule]
     horizon = n_epochs - warmup_len if handover == "shifted" else n_epochs
-    decay_fn = _make_decay(decay, n_epochs, spec.params(), horizon=max(horizon, 0.0))
+    decay_fn = make_decay(decay, n_epochs, spec.params(), horizon=max(horizon, 0.0))
     return _Schedule(
         k=k,
         peak=lr0 * scale,
