@@ -141,7 +141,7 @@ def build_spec(cfg: DictConfig, world_size: int = 1) -> RunSpec:
         device=resolve_device(str(cfg.device)).type,
         precision=str(cfg.precision),
         optimizer=opt,
-        schedule=_schedule(cfg, opt),
+        schedule=_checked_schedule(cfg, opt),
         loop=LoopSpec(
             eval_every_epochs=float(cfg.eval_every_epochs),
             diverge_factor=float(cfg.diverge_factor),
@@ -149,14 +149,21 @@ def build_spec(cfg: DictConfig, world_size: int = 1) -> RunSpec:
             checkpoint_every_steps=int(cfg.checkpoint_every_steps or 0),
         ),
     )
-    try:
-        spec.schedule.validate()
-    except ValueError as e:
-        raise ConfigError(
-            f"invalid LR schedule (policy={spec.policy}, batch_size={spec.batch_size}, "
-            f"epochs={spec.epochs}; recipe in task.schedule / task.{opt.name}): {e}"
-        ) from None
     return spec
+
+
+def _checked_schedule(cfg: DictConfig, opt: OptimizerSpec) -> ScheduleSpec:
+    """The schedule, validated as a whole (e.g. a LEGW warmup longer than training)."""
+    try:
+        schedule = _schedule(cfg, opt)
+        schedule.validate()
+    except (ValueError, TypeError) as e:
+        raise ConfigError(
+            f"invalid LR schedule (policy={cfg.policy.name}, batch_size={cfg.batch_size}, "
+            f"epochs={cfg.epochs}; recipe in task.schedule / task.{opt.name}): "
+            f"{' '.join(str(e).split())}"
+        ) from None
+    return schedule
 
 
 def record_fields(spec: RunSpec) -> dict[str, Any]:

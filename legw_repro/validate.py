@@ -1,43 +1,140 @@
 """Config checks that turn mistakes into one-line errors naming the key, before anything runs.
 
-These look at the composed config's keys one by one; `legw_repro.spec.build_spec` calls them
-before it reads the values into a `RunSpec`, and then checks the LR schedule as a whole.
+`check_config` looks at the composed config as a whole: keys nobody reads (a typo such as
+`+batchsize=20`, answered with the closest known key), keys removed from it, every value against
+its rule (`legw_repro/rules.py`), then the combinations no single rule sees (a batch that does
+not split over the processes, bf16 without CUDA, a policy contradicting its own file, GNMT's
+tied embeddings). `legw_repro.spec.build_spec` calls it before reading the values into a
+`RunSpec`, and then checks the LR schedule as a whole. Data-dependent limits (a batch larger
+than the data set) are checked when the data is loaded, still before the first step
+(`legw_repro/train.py`).
 """
 
 from __future__ import annotations
 
+import difflib
+import functools
 import importlib
+from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from legw_repro.fingerprint import flatten
+from legw_repro.rules import rules_for, show
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+#: groups whose options are chosen by name on the command line (`task=ptb`)
+GROUPS = ("task", "policy", "scale", "task_scale", "experiment")
 
 
 class ConfigError(ValueError):
-    """A bad config value. The message names the key, the value, and the fix."""
+    """A bad config value. The message names the key, the value, and the fix, on one line."""
 
 
-def _choice(cfg: DictConfig, key: str, allowed: list[str]) -> None:
-    value = cfg
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, DictConfig) else None
-    if str(value) not in allowed:
-        raise ConfigError(f"{key}={value!r} is not allowed; choose one of {allowed}")
+def one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
-def _positive_int(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{key}={value!r} must be a positive integer")
-    return value
+def resolved(cfg: DictConfig) -> dict[str, Any]:
+    """The config as plain Python with every interpolation resolved; a broken one names its key."""
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "a key"
+        msg = one_line(str(e).split("full_key:")[0])
+        raise ConfigError(f"{key} cannot be resolved ({msg}); fix or remove that value") from None
 
 
-def _number(value: Any, key: str, *, strict: bool = False, hint: str = "") -> None:
-    """A real number >= 0 (> 0 when strict); bools and strings are refused."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or value < 0 or (strict and value == 0):
-        raise ConfigError(f"{key}={value!r} must be a number {'> 0' if strict else '>= 0'}{hint}")
+# -- which keys exist ----------------------------------------------------------------------
+def _yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
+def _keys(tree: dict[str, Any], prefix: str = "") -> set[str]:
+    tree = {k: v for k, v in tree.items() if k not in ("defaults", "hydra")}
+    return set(flatten({prefix: tree} if prefix else tree))
+
+
+@functools.cache
+def _group_keys(group: str, stem: str | None) -> frozenset[str]:
+    """Keys the files of a group put in the config (`stem`: that option only, if it exists)."""
+    folder = CONFIGS / group
+    files = sorted(folder.glob("*.yaml")) if folder.is_dir() else []
+    if stem is not None and (folder / f"{stem}.yaml").is_file():
+        files = [folder / f"{stem}.yaml"]
+    out: set[str] = set()
+    for f in files:
+        data = _yaml(f)
+        is_global = f.read_text().lstrip().startswith("# @package _global_") or group in (
+            "task_scale",
+            "experiment",
+        )
+        out |= _keys(data, "" if is_global else group)
+    return frozenset(out)
+
+
+@functools.cache
+def file_keys(task_name: str | None = None, policy_name: str | None = None) -> frozenset[str]:
+    """Every key the shipped config files define (`task_name`'s and `policy_name`'s files when
+    given: a key only one policy file has, e.g. `policy.lr_multiplier`, is not missing from the
+    others)."""
+    keys = set(_keys(_yaml(CONFIGS / "train.yaml")))
+    keys |= _group_keys("task", task_name) | _group_keys("policy", policy_name)
+    keys |= _group_keys("scale", None) | _group_keys("experiment", None)
+    scale_files = CONFIGS / "task_scale"
+    for f in sorted(scale_files.glob(f"{task_name}_*.yaml" if task_name else "*.yaml")):
+        keys |= _keys(_yaml(f))
+    return frozenset(keys)
+
+
+def known_keys(task_name: str | None = None) -> frozenset[str]:
+    """The keys a user may set: the files' keys and the optional ones the code reads with a
+    default (`crash_at_step`, `wandb.run_id`); every task's when `task_name` is None."""
+    from legw_repro.rules import COMMON, TASK_RULES
+
+    keys = file_keys(task_name) | set(COMMON)
+    if task_name is None:
+        keys |= {k for rules in TASK_RULES.values() for k in rules}
+    return frozenset(keys)
+
+
+def closest_key(key: str, known: frozenset[str]) -> str | None:
+    hit = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+    if hit:
+        return hit[0]
+    leaf = key.rsplit(".", 1)[-1]
+    by_leaf = {k.rsplit(".", 1)[-1]: k for k in sorted(known)}
+    hit = difflib.get_close_matches(leaf, list(by_leaf), n=1, cutoff=0.7)
+    return by_leaf[hit[0]] if hit else None
+
+
+def unknown_key_error(key: str, value: Any, known: frozenset[str]) -> ConfigError:
+    best = closest_key(key, known)
+    fix = (
+        f"did you mean {best}?" if best else "see configs/train.yaml and configs/task/ for the keys"
+    )
+    return ConfigError(f"{key}={show(value)} is not a config key; {fix}")
+
+
+def check_keys(flat: dict[str, Any], task_name: str | None) -> None:
+    """No key the code never reads (a typo), and none of the shipped ones removed."""
+    if not CONFIGS.is_dir():  # an installed copy without the configs: nothing to compare with
+        return
+    known = known_keys(task_name)
+    for key, value in flat.items():
+        if key not in known and not (value == {} and any(k.startswith(key + ".") for k in known)):
+            raise unknown_key_error(key, value, known)
+
+
+# -- values and combinations ---------------------------------------------------------------
 def task_class(cfg: DictConfig) -> type:
     path = str(cfg.task.get("cls", ""))
     module, _, name = path.rpartition(".")
@@ -45,53 +142,123 @@ def task_class(cfg: DictConfig) -> type:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as e:
         raise ConfigError(
-            f"task.cls={path!r} cannot be imported ({e}); it must name a Task class, "
-            "e.g. legw_repro.tasks.ptb.PTBTask"
+            f"task.cls={path!r} cannot be imported ({one_line(str(e))}); it must name a Task "
+            "class, e.g. legw_repro.tasks.ptb.PTBTask"
         ) from None
 
 
 def check_recipe(cfg: DictConfig) -> DictConfig:
-    """The task's recipe for the policy's optimizer (task.sgd / task.adam), checked."""
-    _choice(cfg, "policy.optimizer", ["sgd", "adam"])
+    """The task's recipe for the policy's optimizer (task.sgd / task.adam)."""
     name = str(cfg.policy.optimizer)
+    if name not in ("sgd", "adam"):
+        raise ConfigError(
+            f"policy.optimizer={name!r} is not allowed; choose one of ['sgd', 'adam']"
+        )
     recipe = cfg.task.get(name)
     if recipe is None:
         raise ConfigError(
             f"task {cfg.task.name!r} has no recipe for optimizer {name!r}: "
             f"add a task.{name} section (base_lr, clip) to its config"
         )
-    for key in ("momentum", "weight_decay", "eps"):
-        if recipe.get(key) is not None:
-            _number(recipe[key], f"task.{name}.{key}")
-    if recipe.get("clip") is not None:
-        _number(recipe.clip, f"task.{name}.clip", hint=" (0 or null: no clipping)")
     return recipe
 
 
-def check_config(cfg: DictConfig, world_size: int = 1) -> None:
-    """Everything that can be checked key by key, without data or a model (the optimizer recipe
-    is checked where it is read: `check_recipe`)."""
-    batch = _positive_int(cfg.batch_size, "batch_size")
-    accum = _positive_int(cfg.accum_steps, "accum_steps")
-    _positive_int(cfg.task.base_batch_size, "task.base_batch_size")
+def check_values(flat: dict[str, Any], task_cls: str, task_name: str | None) -> None:
+    rules = rules_for(task_cls)
+    policy = flat.get("policy.name")
+    policy = policy if isinstance(policy, str) else None
+    shipped = file_keys(task_name, policy) if CONFIGS.is_dir() else frozenset()
+    for key, rule in rules.items():
+        if key in flat:
+            err = rule.error(key, flat[key])
+            if err:
+                raise ConfigError(err)
+        elif key in shipped:
+            raise ConfigError(f"{key} is missing from the config; restore it (see configs/)")
+
+
+def _check_policy(flat: dict[str, Any]) -> None:
+    """policy=adam policy.optimizer=sgd once trained SGD and recorded it as adam."""
+    name = flat.get("policy.name")
+    shipped = _yaml(CONFIGS / "policy" / f"{name}.yaml")
+    for field in ("optimizer", "rule", "warmup"):
+        if field in shipped and flat.get(f"policy.{field}") != shipped[field]:
+            raise ConfigError(
+                f"policy.{field}={show(flat.get(f'policy.{field}'))} contradicts policy={name} "
+                f"(configs/policy/{name}.yaml: {field}: {shipped[field]}); pick the policy "
+                "whose recipe you want, or give yours a new policy.name"
+            )
+
+
+def _check_gnmt(flat: dict[str, Any]) -> None:
+    g = {k.removeprefix("task."): v for k, v in flat.items() if k.startswith("task.")}
+    if g.get("data.src_lang") == g.get("data.tgt_lang"):
+        raise ConfigError(
+            f"task.data.src_lang=task.data.tgt_lang={show(g.get('data.src_lang'))}: translate "
+            "between two languages (src_lang=en tgt_lang=de or the reverse)"
+        )
+    if g.get("model.tie_output") and g.get("model.embed") != g.get("model.hidden"):
+        raise ConfigError(
+            f"task.model.tie_output=true needs task.model.embed == task.model.hidden (got "
+            f"{g.get('model.embed')} and {g.get('model.hidden')}); set them equal or "
+            "task.model.tie_output=false"
+        )
+    if g.get("decode.max_len_a") == 0 and g.get("decode.max_len_b") == 0:
+        raise ConfigError(
+            "task.decode.max_len_a=0 and task.decode.max_len_b=0 allow no output token; "
+            "set max_len_b >= 1 (e.g. 10)"
+        )
+
+
+def check_combinations(flat: dict[str, Any], world_size: int) -> None:
+    batch, accum = flat["batch_size"], flat["accum_steps"]
     if batch % (world_size * accum):
         raise ConfigError(
             f"batch_size={batch} is the global batch and must divide evenly over "
             f"world_size={world_size} processes x accum_steps={accum}; choose a multiple of "
             f"{world_size * accum}"
         )
-    _number(cfg.epochs, "epochs", strict=True)
-    if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
-        raise ConfigError(f"seed={cfg.seed!r} must be a non-negative integer")
-    if not isinstance(cfg.resume, bool):
-        raise ConfigError(f"resume={cfg.resume!r} must be true or false")
-    _choice(cfg, "device", ["auto", "cpu", "cuda"])
-    if cfg.device == "cuda" and not torch.cuda.is_available():
+    device = flat["device"]
+    cuda = torch.cuda.is_available()
+    if device == "cuda" and not cuda:
         raise ConfigError("device='cuda' but no CUDA device is available; use device=cpu or auto")
-    _choice(cfg, "precision", ["fp32", "bf16"])
-    _choice(cfg, "wandb.mode", ["auto", "online", "offline", "disabled"])
-    _number(cfg.eval_every_epochs, "eval_every_epochs", strict=True)
-    _number(cfg.diverge_factor, "diverge_factor", strict=True)
-    _number(cfg.checkpoint_every_min, "checkpoint_every_min", hint=" (0: only at epoch ends)")
-    _number(cfg.checkpoint_every_steps or 0, "checkpoint_every_steps", hint=" (0: off)")
+    if flat["precision"] == "bf16" and (device == "cpu" or not cuda):
+        raise ConfigError(
+            f"precision='bf16' is bf16 autocast on CUDA, but this run is on the CPU "
+            f"(device={device!r}); use precision=fp32 (or a CUDA device)"
+        )
+    if CONFIGS.is_dir():
+        _check_policy(flat)
+    if str(flat.get("task.cls", "")).endswith("gnmt.GNMTTask"):
+        _check_gnmt(flat)
+
+
+def check_config(cfg: DictConfig, world_size: int = 1) -> None:
+    """Everything that can be checked without data or a model: ConfigError on the first fault."""
+    flat = flatten(resolved(cfg))
+    task_name = flat.get("task.name")
+    task_name = task_name if isinstance(task_name, str) else None
+    check_keys(flat, task_name)
+    check_values(flat, str(flat.get("task.cls")), task_name)
+    check_combinations(flat, world_size)
     task_class(cfg)
+
+
+def check_task_data(task: Any) -> None:
+    """Limits that need the data (after `task.check_data()`, before the model is built): the
+    batch must fit the training split (each task's `steps_per_epoch` refuses it), and PTB's
+    evaluation columns must leave at least one window in each evaluation split."""
+    _ = task.steps_per_epoch
+    t = task.cfg.task
+    corpus = getattr(task, "corpus", None)
+    if corpus is None or "eval_batch_size" not in t:
+        return
+    limit = t.get("max_eval_tokens")
+    for split in ("valid", "test"):
+        n = len(getattr(corpus, split)[: int(limit)] if limit else getattr(corpus, split))
+        if n // int(t.eval_batch_size) < 2:
+            raise ConfigError(
+                f"task.eval_batch_size={t.eval_batch_size} leaves no evaluation window in the "
+                f"{n} tokens of the {split} split (task.max_eval_tokens={show(limit)}); use at "
+                f"most {max(1, n // 2)} columns, or more tokens"
+            )
