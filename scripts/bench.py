@@ -1,124 +1,200 @@
 #!/usr/bin/env python
-"""Trainer overhead benchmark: tokens/s of `legw_repro.train` against a bare PyTorch loop.
+"""Throughput of the suite's trainer against a bare PyTorch loop, for every task (`make bench`).
 
-Both train the same PTB LSTM LM (same init, data windows, SGD + clip) for the same steps on this
-machine; the trainer's figure includes everything it does per step (schedule, metrics row,
-progress bar, divergence check, checkpoint bookkeeping), measured from its own metrics.jsonl
-timestamps. Runs alternate (bare, trainer, bare, ...) and the median is reported.
+    python scripts/bench.py                              # every task, the device's batch sizes
+    python scripts/bench.py --tasks ptb --batches 20,1280 --device cuda
+    python scripts/bench.py --tasks ptb --overrides cuda_graphs=true   # a trainer option
+    python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,2,4,8   # runs sharing a GPU
+    python scripts/bench.py --smoke --out /tmp/bench     # the smoke models, seconds
 
-    python scripts/bench.py --hidden 128 --batch-size 20 --steps 300 --repeats 3
+Each task and batch size is measured in a process of its own (legw_repro/bench/measure.py):
+the real trainer (`legw_repro.train.run`) and a bare loop written for the same model, data and
+optimizer take turns in blocks of about --block-s seconds on the same batches, after a warm-up;
+the trainer/bare ratio is the median of the per-block ratios, so it survives a busy machine.
+On CUDA a second bare loop never reads the loss (no per-step sync: the upper bound). Reported:
+items/s, step time (median and min-max over blocks), peak memory, FLOPs per item and achieved
+FLOP/s against the measured matmul peak. Writes results/bench/<device>-<task>.csv (with
+--concurrent: <device>-<task>-concurrent.csv) and prints a table.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
+import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from legw_repro.bench import measure as m  # noqa: E402
+from legw_repro.bench.flops import peak_flops  # noqa: E402
+from legw_repro.bench.report import machine, rows_of, table, window_rows, write_csv  # noqa: E402
 from legw_repro.data.download import resolve_data_dir  # noqa: E402
-from legw_repro.data.ptb import batchify, load_ptb, window  # noqa: E402
-from legw_repro.models.lm import SIZES, LSTMLanguageModel  # noqa: E402
+from legw_repro.distributed import resolve_device  # noqa: E402
+
+RESULT = "BENCH-RESULT "
 
 
-def bare_loop(args, corpus) -> float:
-    torch.manual_seed(0)
-    size = SIZES[args.size]
-    bptt = size.bptt
-    model = LSTMLanguageModel(len(corpus.vocab), args.hidden or size.hidden, 2, 0.0, 0.1)
-    opt = torch.optim.SGD(model.parameters(), lr=1.0)
-    src = batchify(corpus.train, args.batch_size)
-    h = model.init_hidden(args.batch_size)
-    t0 = None
-    for i in range(args.warmup_steps + args.steps):
-        if i == args.warmup_steps:
-            t0 = time.perf_counter()
-        x, y = window(src, i, bptt)
-        opt.zero_grad(set_to_none=True)
-        out, h = model(x, h)
-        h = tuple(t.detach() for t in h)
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        opt.step()
-        loss.item()  # the trainer reads the loss every step too; keep the comparison fair
-    dt = time.perf_counter() - t0
-    return args.steps * args.batch_size * bptt / dt
-
-
-def trainer_loop(args, corpus) -> float:
-    from hydra import compose, initialize_config_dir
-
-    from legw_repro.train import run
-
-    n_rows = len(corpus.train) // args.batch_size
-    bptt = SIZES[args.size].bptt
-    spe = (n_rows - 1) // bptt
-    total = args.warmup_steps + args.steps
-    overrides = [
-        "task=ptb",
-        f"task.model.size={args.size}",
-        f"batch_size={args.batch_size}",
-        f"epochs={total / spe}",
-        "task.schedule.warmup_epochs=0",
-        "task.schedule.decay=constant",
-        "task.max_eval_tokens=2000",
-        f"data_dir={args.data_dir}",
-        "wandb.mode=disabled",
-        "eval_every_epochs=1000",
-    ]
-    if args.hidden:
-        overrides.append(f"task.model.hidden={args.hidden}")
-    with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
-        cfg = compose(config_name="train", overrides=overrides)
-    with tempfile.TemporaryDirectory() as d:
-        run(cfg, Path(d))
-        rows = [json.loads(x) for x in (Path(d) / "metrics.jsonl").read_text().splitlines()]
-    t = {r["step"]: r["time"] for r in rows if r["kind"] == "train"}
-    dt = t[total] - t[args.warmup_steps]
-    return args.steps * args.batch_size * bptt / dt
-
-
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--size", default="small")
-    ap.add_argument("--hidden", type=int, default=0, help="override the size's hidden units")
-    ap.add_argument("--batch-size", type=int, default=20)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--warmup-steps", type=int, default=20)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    ap.add_argument("--tasks", default="ptb,mnist,gnmt")
+    ap.add_argument("--batches", default="", help="comma list (default: per task and device)")
+    ap.add_argument("--threads", type=int, default=-1, help="torch threads (-1: 1 on a CPU)")
+    ap.add_argument("--block-s", type=float, default=1.0, help="seconds per block (>= 1 step)")
+    ap.add_argument("--budget-s", type=float, default=24.0, help="timed seconds per batch size")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps per loop")
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for the trainer")
+    ap.add_argument(
+        "--graphs-batches", default="", help="also measure cuda_graphs=true at these batches"
+    )
+    ap.add_argument("--concurrent", default="", help="e.g. 1,2,4,8: N trainer runs at once")
+    ap.add_argument("--window-s", type=float, default=10.0, help="timed window per process")
+    ap.add_argument("--smoke", action="store_true", help="smoke models and budgets (seconds)")
+    ap.add_argument("--out", default=str(REPO / "results" / "bench"))
+    ap.add_argument("--timeout-s", type=float, default=600.0, help="per measurement process")
     ap.add_argument("--data-dir", default=None)
-    args = ap.parse_args()
-    args.data_dir = str(resolve_data_dir(args.data_dir))
+    ap.add_argument("--child", default="", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    args.device = resolve_device(args.device).type
+    if args.threads < 0:
+        args.threads = 1 if args.device == "cpu" else 0
+    if args.smoke:
+        args.block_s, args.budget_s, args.warmup = 0.2, 1.0, 1
+        args.window_s = min(args.window_s, 2.0)
+    return args
+
+
+def settings(args: argparse.Namespace, task: str) -> list[m.Setting]:
+    """The measurements of `task`: each batch size, and with CUDA graphs where asked."""
+    bench = (m.SMOKE if args.smoke else m.TASKS)[task]
+    batches = [int(b) for b in args.batches.split(",") if b] or bench.batches[args.device]
+    graphs = {int(b) for b in args.graphs_batches.split(",") if b}
+    data_dir = str(resolve_data_dir(args.data_dir))
+    out = []
+    for b in batches:
+        s = m.Setting(task, b, args.device, bench.scale, data_dir, bench.extra, args.precision,
+                      tuple(args.overrides))  # fmt: skip
+        out.append(s)
+        if b in graphs and task in ("ptb", "mnist"):  # cudagraph.FIXED_SHAPE_TASKS
+            out.append(replace(s, overrides=(*s.overrides, "cuda_graphs=true")))
+    return out
+
+
+def _child_env(args: argparse.Namespace) -> dict[str, str]:
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    return env
+
+
+def _command(args: argparse.Namespace, job: dict) -> list[str]:
+    return [sys.executable, __file__, "--device", args.device, "--threads", str(args.threads),
+            "--child", json.dumps(job)]  # fmt: skip
+
+
+def _result(out: str) -> dict | None:
+    lines = [x for x in out.splitlines() if x.startswith(RESULT)]
+    return json.loads(lines[-1][len(RESULT) :]) if lines else None
+
+
+def run_measure(args: argparse.Namespace, s: m.Setting) -> dict | None:
+    """One measurement in its own process; None (and the error printed) if it failed."""
+    job = {"kind": "measure", "setting": asdict(s), "block_s": args.block_s,
+           "budget_s": args.budget_s, "warmup": args.warmup, "nosync": args.device == "cuda"}  # fmt: skip
+    try:
+        p = subprocess.run(_command(args, job), capture_output=True, text=True,
+                           env=_child_env(args), timeout=args.timeout_s, cwd=REPO)  # fmt: skip
+    except subprocess.TimeoutExpired:
+        print(f"  {s.task} batch {s.batch}: no result within {args.timeout_s:.0f}s", flush=True)
+        return None
+    res = _result(p.stdout)
+    if res is None or res.get("status") != "completed":
+        why = (res or {}).get("reason") or p.stderr[-2000:]
+        print(f"  {s.task} batch {s.batch}: failed (exit {p.returncode}): {why}", flush=True)
+        return None
+    return res
+
+
+def run_concurrent(args: argparse.Namespace, s: m.Setting, n: int) -> list[dict]:
+    """`n` trainer runs at once on the device; each reports its own window."""
+    with tempfile.TemporaryDirectory() as barrier:
+        procs = []
+        for rank in range(n):
+            job = {"kind": "window", "setting": asdict(s), "seconds": args.window_s,
+                   "barrier": barrier, "rank": rank, "n": n}  # fmt: skip
+            procs.append(subprocess.Popen(_command(args, job), stdout=subprocess.PIPE,
+                                          stderr=subprocess.PIPE, text=True,
+                                          env=_child_env(args), cwd=REPO))  # fmt: skip
+        results = []
+        for p in procs:
+            try:
+                out, err = p.communicate(timeout=args.timeout_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, err = p.communicate()
+            res = _result(out)
+            if res is None:
+                print(f"  {s.task} batch {s.batch} x{n}: a process failed: {err[-1500:]}")
+            else:
+                results.append(res)
+    return results if len(results) == n else []
+
+
+def child(args: argparse.Namespace) -> None:
+    """The measurement process: one job, its result on stdout as one JSON line."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    corpus = load_ptb(args.data_dir)
-    bare, trainer = [], []
-    for r in range(args.repeats):
-        bare.append(bare_loop(args, corpus))
-        trainer.append(trainer_loop(args, corpus))
-        print(
-            f"repeat {r + 1}: bare {bare[-1]:.0f} tok/s, trainer {trainer[-1]:.0f} tok/s",
-            flush=True,
-        )
-    b, t = statistics.median(bare), statistics.median(trainer)
-    print(
-        f"PTB LM size={args.size} hidden={args.hidden or SIZES[args.size].hidden} "
-        f"batch={args.batch_size} steps={args.steps} threads={torch.get_num_threads()}\n"
-        f"bare loop: {b:.0f} tokens/s (median of {args.repeats})\n"
-        f"trainer:   {t:.0f} tokens/s (median of {args.repeats})\n"
-        f"trainer overhead: {100 * (b - t) / b:+.1f}%"
-    )
+    job = json.loads(args.child)
+    s = m.Setting(**{**job["setting"], "extra": tuple(job["setting"]["extra"]),
+                     "overrides": tuple(job["setting"]["overrides"])})  # fmt: skip
+    if job["kind"] == "measure":
+        res = m.measure(s, job["block_s"], job["budget_s"], job["warmup"], job["nosync"])
+    else:
+        res = m.measure_window(s, job["seconds"], Path(job["barrier"]), job["rank"], job["n"])
+    print(RESULT + json.dumps(res), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.child:
+        child(args)
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dtype = torch.bfloat16 if args.precision == "bf16" else torch.float32
+    peak = peak_flops(torch.device(args.device), dtype)
+    meta = machine(args.device)
+    out, every, t0 = Path(args.out), [], time.monotonic()
+    print(f"bench on {meta['device_name']} ({args.device}, {meta['threads']} threads), "
+          f"torch {meta['torch']}; matmul peak {peak / 1e12:.3f} TFLOP/s", flush=True)  # fmt: skip
+    for task in args.tasks.split(","):
+        rows: list[dict] = []
+        for s in settings(args, task):
+            t = time.monotonic()
+            if args.concurrent:
+                for n in [int(x) for x in args.concurrent.split(",")]:
+                    res = run_concurrent(args, s, n)
+                    rows += [window_rows(res, meta, peak)] if res else []
+            else:
+                res = run_measure(args, s)
+                rows += rows_of(res, meta, peak) if res else []
+            print(f"  {task} batch {s.batch}: {time.monotonic() - t:.0f}s", flush=True)
+            if rows:  # after every measurement: a bench stopped early keeps what it measured
+                suffix = "-concurrent" if args.concurrent else ""
+                write_csv(out / f"{args.device}-{task}{suffix}.csv", rows)
+        every += rows
+    print(table(every))
+    print(f"({time.monotonic() - t0:.0f}s; CSVs in {out})")
 
 
 if __name__ == "__main__":
