@@ -6,9 +6,11 @@ STAMP   := $(VENV)/.installed
 SCALE   ?= auto
 SEEDS   ?=
 JOBS    ?= 1
+RESTORE ?=
+LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt clean-runs
+.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt plan-ptb plan-mnist plan-gnmt bench clean-runs
 
 help:
 	@echo "make test            run the whole test suite (creates .venv on first use)"
@@ -16,7 +18,12 @@ help:
 	@echo "make reproduce-ptb   PTB batch-size sweep + table + plots (SCALE=smoke|cpu|paper, default: paper on CUDA, else cpu)"
 	@echo "make reproduce-mnist MNIST batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
 	@echo "make reproduce-gnmt  GNMT-lite (Multi30k, BLEU) batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
+	@echo "                     JOBS=2 runs side by side, RESTORE=1 restores the committed runs first,"
+	@echo "                     LAUNCHER=slurm_gpu etc. (configs/hydra/launcher/); ends comparing with results/"
+	@echo "make plan-ptb        the runs, steps each and estimated wall time (calibrated here); trains nothing"
 	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records"
+	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
+	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make lint / format   ruff"
 
 venv: $(STAMP)
@@ -41,19 +48,23 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-reproduce-ptb: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task ptb --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+# train the sweep (a Hydra multirun of configs/experiment/<task>_<scale>.yaml and its variants),
+# then tables, figures and the comparison with the committed results (reproduced/<scale>/<task>)
+reproduce-ptb reproduce-mnist reproduce-gnmt: reproduce-%: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(RESTORE),--restore) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(ARGS)
 
-reproduce-mnist: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task mnist --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
-
-reproduce-gnmt: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task gnmt --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(ARGS)
+# what a sweep would cost here: runs, steps, wall time from a calibration; writes no run
+plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
+	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --dry-run $(ARGS)
 
 # regenerate tables and figures from the committed (thinned) run records
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
+
+# the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
+bench: $(STAMP)
+	$(BIN)/python scripts/bench.py $(ARGS)
 
 clean-runs:
 	rm -rf outputs multirun runs

@@ -26,6 +26,8 @@ import pandas as pd
 from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.aggregate import aggregate
 from legw_repro.analysis.collect import collect_runs, find_summaries
+from legw_repro.analysis.compare import compare, comparison_markdown, scale_note
+from legw_repro.analysis.frames import first
 from legw_repro.analysis.history import load_all_metrics
 from legw_repro.analysis.plots import make_figures
 from legw_repro.analysis.report import results_table, write_report, write_summary_csv
@@ -101,6 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs of a diagnostic variant (e.g. long=results/mnist-long/records) to set beside "
         "the main grid at the same batch size: variants.csv, variants.png and a report section",
     )
+    p.add_argument(
+        "--reference",
+        metavar="RUNS_DIR",
+        default=None,
+        help="committed reference records (e.g. results/ptb/records): report.md gets a 'Fresh vs "
+        "committed' section -- per point both values, the difference, and whether it lies "
+        "within the seed spread (legw_repro/analysis/compare.py) -- which is also printed",
+    )
     return p
 
 
@@ -151,9 +161,11 @@ def analyze_task(
     metrics: dict[str, pd.DataFrame] | None = None,
     command: str | None = None,
     variants: dict[str, pd.DataFrame] | None = None,
+    reference: tuple[str, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """Write summary.csv, the figures and report.md for one task; return what was made:
-    ``{"agg", "target", "tta", "table", "paths"}``."""
+    ``{"agg", "target", "tta", "table", "paths", "comparison"}`` (the comparison with the
+    ``(label, runs)`` of ``reference``, "" without one)."""
     r = runs[runs["task"] == task].reset_index(drop=True)
     agg = aggregate(r)
     paths = [write_summary_csv(agg, out_dir / "summary.csv")]
@@ -169,10 +181,18 @@ def analyze_task(
         section, vpaths = write_variants(r, variants, out_dir, task)
         sections.append(section)
         paths += vpaths
+    comparison = ""
+    if reference is not None:
+        label, ref = reference
+        ref = ref[ref["task"] == task]
+        note = scale_note(r, ref)
+        comparison = comparison_markdown(compare(r, ref), str(first(r, "metric")), label, note)
+        sections.append(comparison)
     kw = {"target": target, "tta": tta, "figures": figures, "command": command}
     report = write_report(r, agg, out_dir, task, sections=sections, **kw)
     table = results_table(agg, task)
-    return {"agg": agg, "target": target, "tta": tta, "table": table, "paths": [*paths, report]}
+    made = {"agg": agg, "target": target, "tta": tta, "table": table, "paths": [*paths, report]}
+    return made | {"comparison": comparison}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -235,6 +255,8 @@ def _print(task: str, res: dict[str, Any]) -> None:
     print(res["table"])
     if res["target"] is not None:
         print(f"\ntime-to-target goal: {res['target'].label} ({res['target'].description})")
+    if res.get("comparison"):
+        print("\n" + res["comparison"])
     print("\nwrote:", *(f"  {p}" for p in res["paths"]), "", sep="\n")
 
 
@@ -247,6 +269,10 @@ def _run(args: argparse.Namespace, command: str) -> int:
     one = args.out is not None and len(tasks) == 1
     outs = {t: Path(args.out) if one else Path(args.out or "results") / t for t in tasks}
     kw = {"target_value": args.target, "tolerance": args.tolerance, "command": command}
+    if args.reference:
+        if not find_summaries([args.reference]):
+            raise AnalysisError(f"--reference {args.reference}: no summary.json found there")
+        kw["reference"] = (args.reference, collect_runs([args.reference]))
     results = {}
     for task in tasks:
         results[task] = analyze_task(

@@ -1,51 +1,117 @@
-"""The sweep planner: which runs a batch-size sweep trains and where each one's record lives.
+"""The sweep planner: which points of a grid are trained, which are skipped, which are recorded
+as another point's run -- and where every run and record lives.
 
-Pure (no files, no processes), so the plan can be tested and printed without training anything;
-`scripts/reproduce.py` reads the configs, calls `plan_runs`, and launches what it returns.
+Pure (no files, no processes), so the plan can be tested and printed without training anything.
+The grid itself is Hydra's (configs/experiment/<task>_<scale>.yaml, expanded by
+legw_repro/grid.py); the LEGW grid sweeper (hydra_plugins/legw_sweeper) and scripts/reproduce.py
+both call `plan` on its points.
 
 Paths are built here and nowhere else:
 
     <runs>/<task>/<scale>[-<variant>]/<policy>/b<batch>-s<seed>      a run directory
-    <out>[-<variant>]/records/<policy>/b<batch>-s<seed>               its committed compact record
+    <out>[-<variant>]/records/<policy>/b<batch>-s<seed>               its compact record
 
-A variant (configs/sweep/*.yaml `variants:`) is a grid with extra overrides (a longer budget,
-clipping off, another hand-over) in folders of its own, so it never mixes with the main grid.
+A variant (configs/experiment/<task>_<scale>/<variant>.yaml) is a grid with other values (a
+longer budget, clipping off, another hand-over) in folders of its own, so it never mixes with
+the main grid.
 
-Aliases: at k = 1 (the base batch) every SGD policy has the same schedule -- peak = base_lr and
-warmup = the base warmup, whatever the rule -- so one run serves them all; the others are
-recorded under their own names as aliases of it (`Job.alias_of`) instead of being trained again.
+Sharing at k = 1 (the base batch): every LR rule gives peak = base_lr and every warmup form the
+base warmup, so points whose configs differ only in the policy's name, rule and warmup are one
+run. The first of them in grid order is trained; the others are recorded under their own names
+as aliases of it (`Plan.aliases`), never launched.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Grid:
-    """Batch sizes x policies x seeds, with the Hydra overrides every run of the grid gets."""
-
-    batch_sizes: tuple[int, ...]
-    policies: tuple[str, ...]
-    seeds: tuple[int, ...]
-    overrides: tuple[str, ...] = ()
+#: statuses of a run that is done: a relaunch skips it
+FINISHED = ("completed", "diverged")
+#: the policy keys that do not change a run at k = 1
+K1_FREE = ("name", "rule", "warmup")
 
 
 @dataclass(frozen=True)
-class Job:
-    """One point of a sweep: trained into `run_dir`, or (alias_of set) recorded there as a copy
-    of the finished run at `alias_of`."""
+class Point:
+    """One point of a grid: its Hydra overrides, its run directory and the composed config
+    (plain, resolved, without the `hydra` node)."""
 
-    policy: str
-    batch: int
-    seed: int
+    overrides: tuple[str, ...]
     run_dir: Path
-    variant: str = ""  # "": the main grid
-    overrides: tuple[str, ...] = ()
-    alias_of: Path | None = None
+    config: Mapping[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def policy(self) -> str:
+        return str(self.config["policy"]["name"])
+
+    @property
+    def batch(self) -> int:
+        return int(self.config["batch_size"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def k1(self) -> bool:
+        return self.batch == int(self.config["task"]["base_batch_size"])
+
+    def share_key(self) -> str | None:
+        """Equal for the points that are one run at k = 1; None away from k = 1."""
+        if not self.k1:
+            return None
+        cfg = {**self.config, "policy": dict(self.config["policy"])}
+        for key in K1_FREE:
+            cfg["policy"].pop(key, None)
+        return json.dumps(cfg, sort_keys=True, default=str)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """`train`: launch these (new or interrupted); `done`: finished, not launched again;
+    `aliases`: (point, the point whose run it records) pairs, never launched."""
+
+    train: tuple[Point, ...]
+    done: tuple[Point, ...]
+    aliases: tuple[tuple[Point, Point], ...]
+
+    def describe(self) -> str:
+        return (
+            f"{len(self.train) + len(self.done)} runs ({len(self.done)} finished, "
+            f"{len(self.train)} to train), {len(self.aliases)} recorded as the shared k=1 run"
+        )
+
+
+def plan(points: Sequence[Point], statuses: Mapping[Path, str | None]) -> Plan:
+    """Split a grid's points: shared k=1 points become aliases of the first of their group;
+    the rest is trained unless `statuses[run_dir]` says it is finished."""
+    first: dict[str, Point] = {}
+    train, done, aliases = [], [], []
+    for p in points:
+        key = p.share_key()
+        if key is not None and key in first:
+            aliases.append((p, first[key]))
+            continue
+        if key is not None:
+            first[key] = p
+        (done if statuses.get(p.run_dir) in FINISHED else train).append(p)
+    return Plan(tuple(train), tuple(done), tuple(aliases))
+
+
+def duplicate_dirs(points: Sequence[Point]) -> list[Path]:
+    """Run directories that two points of a grid would share (a subdir pattern that leaves out
+    a swept key): they would overwrite each other, so the sweeper refuses them."""
+    seen: set[Path] = set()
+    dupes = []
+    for p in points:
+        if p.run_dir in seen:
+            dupes.append(p.run_dir)
+        seen.add(p.run_dir)
+    return dupes
 
 
 def _suffixed(name: str, variant: str) -> str:
@@ -58,7 +124,8 @@ def run_path(root: Path, policy: str, batch: int, seed: int) -> Path:
 
 
 def grid_root(runs: Path, task: str, scale: str, variant: str = "") -> Path:
-    """The run directories of one grid: <runs>/<task>/<scale>[-<variant>]."""
+    """The run directories of one grid: <runs>/<task>/<scale>[-<variant>] (the experiments'
+    hydra.sweep.dir, with <runs> from LEGW_RUNS_DIR)."""
     return Path(runs) / task / _suffixed(scale, variant)
 
 
@@ -67,62 +134,6 @@ def results_dir(out: Path, variant: str = "") -> Path:
     return Path(out).with_name(_suffixed(Path(out).name, variant))
 
 
-def record_dir(out: Path, job: Job) -> Path:
-    """Where a job's compact record is committed (scripts/reproduce.py exports it there)."""
-    return run_path(results_dir(out, job.variant) / "records", job.policy, job.batch, job.seed)
-
-
-def sweep_grids(
-    sweep: Mapping[str, Any],
-    *,
-    batch_sizes: Sequence[int] | None = None,
-    policies: Sequence[str] | None = None,
-    seeds: Sequence[int] | None = None,
-    variants: bool = True,
-) -> dict[str, Grid]:
-    """The grids of a sweep file ("" = the main grid, then each variant), with the command
-    line's batch sizes / policies / seeds in place of the file's; a variant inherits whatever
-    it does not set from the main grid."""
-    main = Grid(
-        batch_sizes=tuple(batch_sizes or sweep["batch_sizes"]),
-        policies=tuple(policies or sweep["policies"]),
-        seeds=tuple(seeds or sweep["seeds"]),
-    )
-    grids = {"": main}
-    named = (sweep.get("variants") or {}) if variants else {}
-    for name, v in named.items():
-        grids[name] = Grid(
-            batch_sizes=tuple(v.get("batch_sizes", main.batch_sizes)),
-            policies=tuple(v.get("policies", main.policies)),
-            seeds=tuple(v.get("seeds", main.seeds)),
-            overrides=tuple(v.get("overrides", ())),
-        )
-    return grids
-
-
-def plan_runs(
-    runs: Path,
-    task: str,
-    scale: str,
-    grids: Mapping[str, Grid],
-    *,
-    base_batch: int,
-    optimizers: Mapping[str, str],
-) -> list[Job]:
-    """Every job of every grid, in launch order (grid, seed, batch, policy). `optimizers` maps
-    each policy to its optimizer ("sgd", "adam"): only SGD policies share the k=1 run."""
-    jobs: list[Job] = []
-    for variant, grid in grids.items():
-        root = grid_root(runs, task, scale, variant)
-        for seed in grid.seeds:
-            for batch in grid.batch_sizes:
-                shared: Path | None = None
-                for policy in grid.policies:
-                    run_dir = run_path(root, policy, batch, seed)
-                    alias_of = None
-                    if batch == base_batch and optimizers[policy] == "sgd":
-                        alias_of, shared = shared, shared or run_dir
-                    jobs.append(
-                        Job(policy, batch, seed, run_dir, variant, grid.overrides, alias_of)
-                    )
-    return jobs
+def record_dir(out: Path, variant: str, point: Point) -> Path:
+    """Where a point's compact record goes beside the results (and is committed)."""
+    return run_path(results_dir(out, variant) / "records", point.policy, point.batch, point.seed)

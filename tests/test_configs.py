@@ -7,12 +7,20 @@ from pathlib import Path
 
 import pytest
 import yaml
+from omegaconf import OmegaConf
 
+from legw_repro.grid import EXPERIMENTS as EXPERIMENTS_DIR
+from legw_repro.grid import expand
 from legw_repro.schedule import POLICIES
 from legw_repro.spec import build_spec
-from tests.helpers import REPO, make_cfg
+from tests.helpers import REPO
 
-SWEEPS = sorted((REPO / "configs" / "sweep").glob("*.yaml"))
+# every grid: configs/experiment/<task>_<scale>.yaml and its variants <task>_<scale>/<variant>.yaml
+EXPERIMENTS = sorted(
+    p.relative_to(EXPERIMENTS_DIR).with_suffix("").as_posix()
+    for p in EXPERIMENTS_DIR.rglob("*.yaml")
+    if not p.name.startswith("_")
+)
 
 
 @pytest.mark.parametrize("policy_file", sorted((REPO / "configs" / "policy").glob("*.yaml")))
@@ -24,20 +32,14 @@ def test_policy_configs_match_the_schedule_library(policy_file: Path):
         assert p["optimizer"] == "sgd"
 
 
-@pytest.mark.parametrize("sweep_file", SWEEPS, ids=[s.stem for s in SWEEPS])
-def test_every_sweep_point_validates(sweep_file: Path):
-    task, scale = sweep_file.stem.rsplit("_", 1)
-    sweep = yaml.safe_load(sweep_file.read_text())
-    grids = [sweep, *(sweep.get("variants") or {}).values()]
-    for grid in grids:
-        for policy in grid.get("policies", sweep["policies"]):
-            for batch in grid.get("batch_sizes", sweep["batch_sizes"]):
-                cfg = make_cfg(
-                    f"task={task}",
-                    f"scale={scale}",
-                    f"policy={policy}",
-                    f"batch_size={batch}",
-                    *grid.get("overrides", []),
-                )
-                spec = build_spec(cfg)
-                assert spec.scale == cfg.scale.name == scale
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_sweep_point_validates(experiment: str):
+    task, scale = experiment.split("/")[0].rsplit("_", 1)
+    points = expand(experiment)
+    assert points  # runs/<task>/<scale>[-<variant>]/<policy>/b<batch>-s<seed>
+    assert {(p.run_dir.parts[-4], p.run_dir.parts[-3].split("-")[0]) for p in points} == {
+        (task, scale)
+    }
+    for point in (p for p in points if p.seed == points[0].seed):  # a seed changes no check
+        spec = build_spec(OmegaConf.create(dict(point.config)))
+        assert spec.scale == point.config["scale"]["name"] == scale

@@ -1,5 +1,6 @@
-"""`make reproduce-<task>` end to end at smoke scale: sweep -> records -> table and plots,
-resumable (a second invocation skips finished runs), and compact committed records."""
+"""`make reproduce-<task>` end to end at smoke scale: the Hydra sweep -> records -> table and
+plots -> the comparison with the committed reference; resumable (a relaunch trains nothing),
+restorable from committed records (RESTORE=1), and priced before it starts (make plan-<task>)."""
 
 from __future__ import annotations
 
@@ -24,67 +25,80 @@ def test_thin_rows_keeps_evals_warmup_and_last_step():
     assert any(r["kind"] == "eval" for r in kept)
 
 
-@pytest.mark.slow
-def test_smoke_sweep_writes_table_and_plot_and_resumes(tmp_path, shared_data_dir):
-    out, runs = tmp_path / "out", tmp_path / "runs"
-    cmd = [
-        sys.executable,
-        "scripts/reproduce.py",
-        "--task=ptb",
-        "--scale=smoke",
-        "--policies=sqrt_legw,linear,adam",
-        f"--runs-dir={runs}",
-        f"--out={out}",
-        f"data_dir={shared_data_dir}",
-        "wandb.mode=disabled",
-    ]
+def _reproduce(tmp_path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "scripts/reproduce.py", "--task=ptb", "--scale=smoke", *args]
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "HOME": str(tmp_path)}
-    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    env["WANDB_MODE"] = "disabled"
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_smoke_sweep_trains_compares_resumes_and_restores(tmp_path, shared_data_dir):
+    out, runs = tmp_path / "out", tmp_path / "runs"
+    common = ["--policies=sqrt_legw,linear,adam", f"--runs-dir={runs}", f"--out={out}"]
+    common += [f"data_dir={shared_data_dir}"]
+    res = _reproduce(tmp_path, *common)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
-    assert "REDUCED-SCALE" in res.stdout
-    assert "(smoke-test scale, not a result)" in (out / "report.md").read_text()
+    assert "REDUCED-SCALE" in res.stdout and "+experiment=ptb_smoke" in res.stdout
+    report = (out / "report.md").read_text()
+    assert "(smoke-test scale, not a result)" in report
     # k=1: linear is the same run as sqrt_legw, trained once and recorded under both names
     alias = json.loads((runs / "ptb/smoke/linear/b20-s0/summary.json").read_text())
     assert alias["policy"] == "linear" and alias["alias_of"].endswith("sqrt_legw/b20-s0")
     assert not (runs / "ptb/smoke/linear/b20-s0/checkpoints").exists()
-    for name in ("summary.csv", "report.md", "ppl_vs_batch.png", "lr_schedules.png"):
+    for name in ("summary.csv", "ppl_vs_batch.png", "lr_schedules.png"):
         assert (out / name).is_file(), name
-    csv = (out / "summary.csv").read_text()
-    assert "sqrt_legw" in csv and "adam" in csv
     assert len(list((out / "records").rglob("summary.json"))) == 6
     assert not list((out / "records").rglob("*.pt"))
-    # the variant: its own run dirs and results, never mixed into the main grid's table
+    # the variant: its own run dirs and results, set beside the main grid in its report
     noclip = json.loads((runs / "ptb/smoke-noclip/sqrt_legw/b80-s0/summary.json").read_text())
     assert noclip["status"] in ("completed", "diverged")
     assert (out.with_name("out-noclip") / "summary.csv").is_file()
-    assert "smoke-noclip" not in (out / "summary.csv").read_text()
-    # ...but set beside it in the main report, at the variant's batch size
-    report = (out / "report.md").read_text()
-    assert "## Diagnostics: longer budget, no clipping" in report and "| noclip | 80 |" in report
-    assert (out / "variants.png").is_file()
-    # the figures again from the committed records alone (make analyze-<task>): no training
-    (out / "report.md").unlink()
-    res = subprocess.run(
-        [*cmd, "--analyze-only"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
-    )
+    assert "| noclip | 80 |" in report
+    # the comparison with the committed smoke reference: in the report and printed
+    assert "## Fresh vs committed" in report and "results/smoke/ptb/records" in report
+    assert "| sqrt_legw | 20 | 1 |" in report and "points agree** with" in res.stdout
+    # again: nothing is trained, not even launched
+    res = _reproduce(tmp_path, *common, "--no-variants")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "starting" not in res.stdout and "--variant noclip=" in res.stdout
-    assert "| noclip | 80 |" in (out / "report.md").read_text()
-    # again: nothing is retrained
-    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
-    assert res.returncode == 0
-    assert res.stdout.count("already completed, skipped") == 6
-    assert "starting" not in res.stdout
-    # a fresh machine (no run dirs) goes on from the committed compact records...
+    assert "5 runs (5 finished, 0 to train)" in res.stdout + res.stderr
+    assert "Launching" not in res.stdout + res.stderr
+    # a fresh machine restores the finished runs from committed records (RESTORE=1)...
     shutil.rmtree(runs)
-    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    res = _reproduce(tmp_path, *common, "--restore", f"--reference={out}", "--no-variants")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "restored 6 finished runs" in res.stdout and "starting" not in res.stdout
-    # ...but never restores a record made with another recipe: that run is trained again
+    assert "restored 5 finished runs" in res.stdout and "Launching" not in res.stdout
+    # ...but never one made with another recipe: that run is trained again
     shutil.rmtree(runs)
     rec = out / "records" / "adam" / "b80-s0" / "config.yaml"
     rec.write_text(rec.read_text().replace("max_eval_tokens: 4000", "max_eval_tokens: 3000"))
-    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    res = _reproduce(tmp_path, *common, "--restore", f"--reference={out}", "--no-variants")
     assert res.returncode == 0, res.stderr[-3000:]
-    assert "restored 5 finished runs" in res.stdout
-    assert res.stdout.count(": starting") == 1 and "adam batch=80" in res.stdout
+    assert "restored 4 finished runs" in res.stdout and "(4 finished, 1 to train)" in res.stdout
+
+
+@pytest.mark.slow
+def test_plan_prices_the_sweep_and_writes_no_run(tmp_path, shared_data_dir):
+    runs = tmp_path / "runs"
+    res = _reproduce(
+        tmp_path,
+        "--dry-run",
+        "--policies=sqrt_legw,adam",
+        "--no-variants",
+        f"--runs-dir={runs}",
+        f"data_dir={shared_data_dir}",
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert any(line.split()[:5] == ["ptb_smoke", "sqrt_legw", "20", "0", "98"] for line in lines)
+    assert any(line.split()[:5] == ["ptb_smoke", "adam", "80", "0", "24"] for line in lines)
+    assert (
+        "calibration here: batch 20:" in res.stdout and "calibration here: batch 80:" in res.stdout
+    )
+    assert "4 runs to train, 244 optimizer steps: about" in res.stdout
+    assert not runs.exists()  # nothing written, not even the directory
+
+
+def test_analyze_only_needs_committed_records(tmp_path):
+    res = _reproduce(tmp_path, "--analyze-only", f"--reference={tmp_path / 'none'}")
+    assert res.returncode == 2 and "no committed records in" in res.stderr

@@ -1,81 +1,95 @@
-"""The sweep planner (legw_repro/sweep.py): what a sweep trains, what it shares at k=1, and
-where every run and record lives -- checked without training or touching a file."""
+"""The sweep planner (legw_repro/sweep.py) and the experiments it plans (legw_repro/grid.py):
+what a sweep trains, what it shares at k=1, what a relaunch skips, and where every run and
+record lives -- checked without training or touching a file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
+from legw_repro.grid import expand, experiments, job_overrides
+from legw_repro.sweep import Point, duplicate_dirs, plan, record_dir, results_dir
 
-from legw_repro.sweep import Grid, Job, plan_runs, record_dir, results_dir, sweep_grids
-from tests.helpers import REPO
-
-OPTIMIZERS = {"sqrt_legw": "sgd", "linear": "sgd", "sqrt": "sgd", "adam": "adam"}
-
-
-def _plan(grids: dict[str, Grid]) -> list[Job]:
-    return plan_runs(Path("runs"), "ptb", "cpu", grids, base_batch=20, optimizers=OPTIMIZERS)
-
-
-def test_k1_sgd_policies_share_one_run_and_adam_trains_its_own():
-    grid = Grid(batch_sizes=(20, 80), policies=("sqrt_legw", "linear", "adam", "sqrt"), seeds=(0,))
-    jobs = _plan({"": grid})
-    assert [(j.policy, j.batch) for j in jobs] == [
-        (p, b) for b in (20, 80) for p in ("sqrt_legw", "linear", "adam", "sqrt")
-    ]
-    by = {(j.policy, j.batch): j for j in jobs}
-    shared = Path("runs/ptb/cpu/sqrt_legw/b20-s0")
-    assert by["sqrt_legw", 20].run_dir == shared and by["sqrt_legw", 20].alias_of is None
-    assert by["linear", 20].alias_of == by["sqrt", 20].alias_of == shared
-    assert by["linear", 20].run_dir == Path("runs/ptb/cpu/linear/b20-s0")
-    assert by["adam", 20].alias_of is None  # another optimizer: another schedule at k=1
-    assert all(j.alias_of is None for j in jobs if j.batch == 80)
+POLICIES = {
+    "sqrt_legw": ("sgd", "sqrt", "legw"),
+    "linear": ("sgd", "linear", "fixed"),
+    "sqrt": ("sgd", "sqrt", "fixed"),
+    "adam": ("adam", "sqrt", "legw"),
+}
 
 
-def test_variants_get_their_own_folders_overrides_and_k1_sharing():
-    sweep = {
-        "batch_sizes": [20, 80],
-        "policies": ["sqrt_legw", "linear"],
-        "seeds": [0, 1],
-        "variants": {
-            "noclip": {"batch_sizes": [80], "overrides": ["task.sgd.clip=0"]},
-            "shifted": {"overrides": ["task.schedule.handover=shifted"]},
-        },
+def _point(policy: str, batch: int, seed: int = 0, **policy_extra) -> Point:
+    opt, rule, warmup = POLICIES[policy]
+    pol = {"name": policy, "optimizer": opt, "rule": rule, "warmup": warmup, **policy_extra}
+    config = {"task": {"base_batch_size": 20}, "policy": pol, "batch_size": batch, "seed": seed}
+    return Point((f"policy={policy}",), Path(f"runs/ptb/cpu/{policy}/b{batch}-s{seed}"), config)
+
+
+def test_k1_points_of_one_schedule_share_one_run_and_adam_trains_its_own():
+    points = [_point(p, b) for b in (20, 80) for p in ("sqrt_legw", "linear", "adam", "sqrt")]
+    the_plan = plan(points, {})
+    trained = {(p.policy, p.batch) for p in the_plan.train}
+    assert trained == {("sqrt_legw", 20), ("adam", 20)} | {(p, 80) for p in POLICIES}
+    assert {(a.policy, src.policy) for a, src in the_plan.aliases} == {
+        ("linear", "sqrt_legw"),
+        ("sqrt", "sqrt_legw"),
     }
-    grids = sweep_grids(sweep, seeds=[3])  # the command line's seeds replace the file's
-    assert list(grids) == ["", "noclip", "shifted"]
-    assert grids["noclip"] == Grid((80,), ("sqrt_legw", "linear"), (3,), ("task.sgd.clip=0",))
-    jobs = _plan(grids)
-    noclip = [j for j in jobs if j.variant == "noclip"]
-    assert {j.run_dir.parent.parent for j in noclip} == {Path("runs/ptb/cpu-noclip")}
-    assert all(j.overrides == ("task.sgd.clip=0",) and j.seed == 3 for j in noclip)
-    shifted = {j.policy: j for j in jobs if j.variant == "shifted" and j.batch == 20}
-    assert shifted["linear"].alias_of == Path("runs/ptb/cpu-shifted/sqrt_legw/b20-s3")
-    assert all(not j.overrides for j in jobs if j.variant == "")
-    assert list(sweep_grids(sweep, variants=False)) == [""]
+    assert all(a.batch == src.batch == 20 for a, src in the_plan.aliases)
+    # a policy that changes anything else at k=1 (the oracle's LR multiplier) trains its own
+    tuned = _point("sqrt_legw", 20, lr_multiplier=2.0)
+    assert plan([points[0], tuned], {}).aliases == ()
+
+
+def test_a_relaunch_launches_only_what_is_not_finished():
+    points = [_point(p, 80) for p in POLICIES]
+    status = {points[0].run_dir: "completed", points[1].run_dir: "diverged"}
+    status |= {points[2].run_dir: "preempted", points[3].run_dir: "running"}
+    the_plan = plan(points, status)
+    assert [p.policy for p in the_plan.done] == ["sqrt_legw", "linear"]
+    assert [p.policy for p in the_plan.train] == ["sqrt", "adam"]  # resumed with resume=true
+    assert (
+        the_plan.describe() == "4 runs (2 finished, 2 to train), 0 recorded as the shared k=1 run"
+    )
+
+
+def test_two_points_in_one_directory_are_found():
+    a, b = _point("sqrt_legw", 80), _point("sqrt_legw", 80, seed=1)
+    assert duplicate_dirs([a, b]) == []
+    assert duplicate_dirs([a, Point(("x",), a.run_dir, b.config)]) == [a.run_dir]
+
+
+def test_the_command_line_replaces_a_swept_key_and_keeps_hydra_order():
+    jobs = job_overrides({"seed": "0", "batch_size": "20,80"}, ["+experiment=x", "seed=3,4"])
+    assert jobs[0] == ["seed=3", "batch_size=20", "+experiment=x"]
+    assert [j[:2] for j in jobs] == [
+        ["seed=3", "batch_size=20"],
+        ["seed=3", "batch_size=80"],
+        ["seed=4", "batch_size=20"],
+        ["seed=4", "batch_size=80"],
+    ]
+
+
+def test_the_mnist_experiment_trains_96_runs_and_its_variants_their_own_grids():
+    assert experiments("mnist", "cpu") == {
+        "": "mnist_cpu",
+        "absolute": "mnist_cpu/absolute",
+        "long": "mnist_cpu/long",
+        "noclip": "mnist_cpu/noclip",
+        "shifted": "mnist_cpu/shifted",
+    }
+    main = plan(expand("mnist_cpu"), {})
+    assert len(main.train) == 96  # as docs/mnist-tuning.md says: 105 points, 9 shared at k=1
+    assert all(a.batch == 128 and src.policy == "sqrt_legw" for a, src in main.aliases)
+    absolute = expand("mnist_cpu/absolute", ["seed=0"])
+    assert {p.policy for p in absolute} == {"sqrt_legw"} and len(absolute) == 7
+    assert {p.config["task"]["schedule"]["handover"] for p in absolute} == {"absolute"}
+    assert absolute[0].run_dir == Path("runs/mnist/cpu-absolute/sqrt_legw/b128-s0")
+    long = expand("mnist_cpu/long", ["seed=0"])
+    assert {(p.batch, p.config["epochs"]) for p in long} == {(8192, 40)}
+    assert {p.run_dir.parent.parent for p in long} == {Path("runs/mnist/cpu-long")}
 
 
 def test_record_paths_mirror_run_paths_beside_the_results():
-    out = Path("results/ptb")
-    main = Job("linear", 80, 1, Path("runs/ptb/cpu/linear/b80-s1"))
-    variant = Job("adam", 80, 0, Path("runs/ptb/cpu-long/adam/b80-s0"), variant="long")
-    assert record_dir(out, main) == Path("results/ptb/records/linear/b80-s1")
-    assert record_dir(out, variant) == Path("results/ptb-long/records/adam/b80-s0")
+    out, point = Path("results/ptb"), _point("linear", 80, seed=1)
+    assert record_dir(out, "", point) == Path("results/ptb/records/linear/b80-s1")
+    assert record_dir(out, "long", point) == Path("results/ptb-long/records/linear/b80-s1")
     assert results_dir(Path("results/smoke/mnist"), "noclip") == Path("results/smoke/mnist-noclip")
-
-
-def test_the_committed_mnist_sweep_trains_96_runs_in_its_main_grid():
-    sweep = yaml.safe_load((REPO / "configs" / "sweep" / "mnist_cpu.yaml").read_text())
-    optimizers = {
-        p: yaml.safe_load((REPO / "configs" / "policy" / f"{p}.yaml").read_text())["optimizer"]
-        for p in sweep["policies"]
-    }
-    jobs = plan_runs(
-        Path("runs"), "mnist", "cpu", sweep_grids(sweep), base_batch=128, optimizers=optimizers
-    )
-    trained = [j for j in jobs if j.alias_of is None]
-    assert len([j for j in trained if j.variant == ""]) == 96  # as docs/mnist-tuning.md says
-    assert len({j.run_dir for j in jobs}) == len(jobs)  # no two jobs share a directory
-    aliases = [j for j in jobs if j.alias_of is not None]
-    assert all(j.batch == 128 and optimizers[j.policy] == "sgd" for j in aliases)
-    assert all(j.alias_of in {t.run_dir for t in trained} for j in aliases)

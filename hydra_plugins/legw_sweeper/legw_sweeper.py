@@ -1,0 +1,122 @@
+"""The LEGW grid sweeper: Hydra's basic sweeper (the product of `hydra.sweeper.params` and the
+command line), plus what a batch-size sweep needs on any launcher:
+
+* finished runs (summary status completed/diverged) are not launched again, so relaunching a
+  sweep costs nothing for them -- not even a queued SLURM array task; the others are launched
+  with the experiment's resume=true and continue from their checkpoints;
+* at k = 1 the points that are one run (legw_repro/sweep.py) are trained once and recorded
+  under the other policies' names after the launch (legw_repro/sweep_io.write_aliases);
+* two points that would share a run directory stop the sweep before anything starts;
+* a preemption signal handed over by a run (after it wrote its checkpoint and summary), or
+  received between runs, ends the sweep with status 75: relaunch the same command to go on.
+
+Hydra only loads plugins from the `hydra_plugins` package, so this class lives here; the
+planning is legw_repro's (sweep.py pure, grid.py composing, sweep_io.py files).
+"""
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Dict, Optional  # noqa: UP035 - Hydra reads these annotations
+
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra.core.config_store import ConfigStore
+from hydra.core.utils import JobStatus
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+log = logging.getLogger(__name__)
+
+#: exit status of a sweep stopped by a preemption signal: relaunch it (EX_TEMPFAIL)
+EXIT_PREEMPTED = 75
+
+
+@dataclass
+class LegwSweeperConf:
+    _target_: str = "hydra_plugins.legw_sweeper.legw_sweeper.LegwSweeper"
+    # no `from __future__ import annotations` here: Hydra loads plugin modules outside
+    # sys.modules, where dataclasses cannot resolve string annotations
+    max_batch_size: Optional[int] = None  # noqa: UP045
+    params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
+
+
+ConfigStore.instance().store(
+    group="hydra/sweeper", name="legw", node=LegwSweeperConf, provider="legw_repro"
+)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    how = "handed over by the run after its checkpoint" if frame is None else "received"
+    log.warning(
+        "%s %s: the sweep stops; relaunch the same command to resume it",
+        signal.Signals(signum).name,
+        how,
+    )
+    raise SystemExit(EXIT_PREEMPTED)
+
+
+class LegwSweeper(BasicSweeper):
+    """BasicSweeper that plans before it launches (see the module docstring)."""
+
+    def sweep(self, arguments: list[str]) -> Any:
+        from legw_repro.grid import cached, job_overrides, point_of
+        from legw_repro.sweep import duplicate_dirs, plan
+        from legw_repro.sweep_io import statuses, write_aliases
+
+        assert self.config is not None and self.launcher is not None
+        assert self.hydra_context is not None
+        loader, master = self.hydra_context.config_loader, self.config
+        compose = cached(lambda job: loader.load_sweep_config(master, job))
+        jobs = job_overrides(self.params, arguments)
+        points = [point_of(compose(job), job) for job in jobs]
+        if dupes := duplicate_dirs(points):
+            raise HydraException(
+                f"two points of this sweep share the run directory {dupes[0]}: put every swept "
+                "key in hydra.sweep.subdir (the experiments use ${policy.name}/b${batch_size}-s${seed})"
+            )
+        the_plan = plan(points, statuses(points))
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        log.info("%s: %s", sweep_dir, the_plan.describe())
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        write_aliases(the_plan.aliases)  # those whose shared run finished before this launch
+        returns = self._launch([list(p.overrides) for p in the_plan.train])
+        written = write_aliases(the_plan.aliases)
+        if written:
+            log.info("recorded the shared k=1 run under %d more policy names", written)
+        return returns
+
+    def _launch(self, batch_overrides: list[list[str]]) -> list[Any]:
+        """Launch in chunks of max_batch_size; a preemption signal ends the sweep (status 75)."""
+        assert self.launcher is not None
+        returns: list[Any] = []
+        size = self.max_batch_size or len(batch_overrides) or 1
+        with _preemption_stops_the_sweep():
+            for start in range(0, len(batch_overrides), size):
+                chunk = batch_overrides[start : start + size]
+                results = self.launcher.launch(chunk, initial_job_idx=start)
+                for r in results:
+                    value = r._return_value  # `return_value` raises a failure; a preemption
+                    if r.status == JobStatus.FAILED and type(value).__name__ == "Preempted":
+                        _stop(getattr(value, "signum", signal.SIGTERM), None)
+                    _ = r.return_value  # any other failure stops the sweep, as in Hydra's
+                returns.append(results)
+        return returns
+
+
+class _preemption_stops_the_sweep:  # noqa: N801 - used as a context manager
+    """SIGTERM/SIGUSR1 -> status 75 (main thread only; a run installs its own handler over this
+    one and calls it after writing its checkpoint)."""
+
+    def __enter__(self) -> None:
+        self.previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGTERM, signal.SIGUSR1):
+                self.previous[s] = signal.signal(s, _stop)
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
