@@ -62,6 +62,8 @@ class RunSpec:
     optimizer: OptimizerSpec
     schedule: ScheduleSpec
     loop: LoopSpec = field(default_factory=LoopSpec)
+    #: the tuned-LR oracle's factor on the recipe's rate (already in optimizer.base_lr)
+    lr_multiplier: float = 1.0
 
     @property
     def k(self) -> float:
@@ -93,12 +95,21 @@ def _plain(node: Any) -> Any:
     return OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
 
 
+def lr_multiplier(cfg: DictConfig) -> float:
+    """``policy.lr_multiplier`` (1 unless the policy is the tuned-LR oracle's), checked."""
+    m = cfg.policy.get("lr_multiplier", 1.0)
+    if isinstance(m, bool) or not isinstance(m, int | float) or not 0 < m < float("inf"):
+        raise ConfigError(f"policy.lr_multiplier={m!r} must be a positive number (e.g. 0.5, 2)")
+    return float(m)
+
+
 def _optimizer(cfg: DictConfig) -> OptimizerSpec:
     recipe = check_recipe(cfg)
     clip = float(recipe.get("clip") or 0.0)
     return OptimizerSpec(
         name=str(cfg.policy.optimizer),
-        base_lr=float(recipe.base_lr),
+        # the tuned-LR oracle's policy scales the recipe's rate (legw_repro/oracle.py)
+        base_lr=float(recipe.base_lr) * lr_multiplier(cfg),
         momentum=float(recipe.get("momentum", 0.0)),
         weight_decay=float(recipe.get("weight_decay", 0.0)),
         clip=clip if clip > 0 else None,
@@ -142,6 +153,7 @@ def build_spec(cfg: DictConfig, world_size: int = 1) -> RunSpec:
         precision=str(cfg.precision),
         optimizer=opt,
         schedule=_checked_schedule(cfg, opt),
+        lr_multiplier=lr_multiplier(cfg),
         loop=LoopSpec(
             eval_every_epochs=float(cfg.eval_every_epochs),
             diverge_factor=float(cfg.diverge_factor),
@@ -185,6 +197,7 @@ def record_fields(spec: RunSpec) -> dict[str, Any]:
         "scale": spec.scale,
         "epochs": spec.epochs,
         "base_lr": spec.optimizer.base_lr,
+        "lr_multiplier": spec.lr_multiplier,
         "clip": spec.optimizer.clip,
         "spec": spec.to_dict(),
     }
