@@ -136,6 +136,8 @@ def write_run(
         "clip": 0.25,
         "model": {"size": model_size, "hidden": 200} if model_size else {"hidden": 200},
         "peak_lr": peak,
+        "max_lr": peak,
+        "mean_lr": peak / 2,
         "warmup_epochs": warm,
         "steps_per_epoch": spe,
         "total_steps": total,
@@ -450,13 +452,14 @@ def test_report_md_content(runs, agg, tmp_path):
     assert "Runs: 62 (56 completed, 4 diverged, 1 failed, 1 running)" in text
     assert report.results_table(agg, "ptb") in text
     assert (
-        "| linear | 320 | 16 | 16 | 0.05 | 32 | 2.3 s | 140.00 ± 2.00 (n=3) | "
+        "| linear | 320 | 16 | 16 | 16 | 8 | 0.05 | 32 | 2.3 s | 140.00 ± 2.00 (n=3) | "
         "+40.00 (+40.0%) | 3/3 |"
     ) in text
     assert (
-        "| sqrt_legw | 20 | 1 | 1 | 0.05 | 512 | 6.1 s | 100.00 ± 2.00 (n=3) | base | 3/3 |" in text
+        "| sqrt_legw | 20 | 1 | 1 | 1 | 0.5 | 0.05 | 512 | 6.1 s | 100.00 ± 2.00 (n=3) | base | 3/3 |"
+        in text
     )
-    assert "| linear | 1280 | 64 | 64 | 0.05 | 8 | — | diverged (3/3) | — | 0/3 |" in text
+    assert "| linear | 1280 | 64 | 64 | 64 | 32 | 0.05 | 8 | — | diverged (3/3) | — | 0/3 |" in text
     assert "| sqrt_legw | 40 | 2/3 | 256 |" in text  # time-to-target table
     assert "![ppl_vs_batch](ppl_vs_batch.png)" in text
     assert "loss is nan at step 3" in text and "RuntimeError: boom" in text

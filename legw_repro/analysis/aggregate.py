@@ -15,7 +15,7 @@ AGG_COLUMNS: tuple[str, ...] = (
     "task", "metric", "split", "higher_is_better", "scale", "model_size", "policy",
     "batch_size", "base_batch_size", "k", "peak_lr", "warmup_epochs", "steps", "mean", "std",
     "n", "n_runs", "n_diverged", "n_failed", "n_running", "wall_time_s_mean", "base_mean",
-    "gap_to_base", "gap_to_base_pct",
+    "gap_to_base", "gap_to_base_pct", "max_lr", "mean_lr", "lr_multiplier",
 )
 # fmt: on
 GROUP: list[str] = ["task", "policy", "batch_size"]
@@ -51,6 +51,10 @@ def _group_row(g: pd.DataFrame) -> dict[str, object]:
         "k": first_valid(g["k"]),
         "peak_lr": first_valid(g["peak_lr"]),
         "warmup_epochs": first_valid(g["warmup_epochs"]),
+        # the LR actually reached and the mean over the run (schedule_summary, per step)
+        "max_lr": first_valid(g["max_lr"]),
+        "mean_lr": first_valid(g["mean_lr"]),
+        "lr_multiplier": first_valid(g["lr_multiplier"]),
         "steps": first_valid(g["total_steps"]),
         "mean": float(vals.mean()) if n else np.nan,
         "std": float(vals.std(ddof=1)) if n > 1 else np.nan,

@@ -30,7 +30,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "task", "metric", "higher_is_better", "policy", "batch_size", "base_batch_size", "k",
     "seed", "scale", "model_size", "status", "reason", "peak_lr", "warmup_epochs",
     "steps_per_epoch", "total_steps", "steps_done", "epochs", "epochs_done", "wall_time_s",
-    "metric_split", "metric_value", "run_dir",
+    "metric_split", "metric_value", "run_dir", "handover", "max_lr", "mean_lr", "lr_multiplier",
 )
 # fmt: on
 
@@ -108,7 +108,8 @@ def runs_from_records(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         return df[list(RUN_COLUMNS)]
     _fill_metric_and_status(df)
     df["higher_is_better"] = df["higher_is_better"].astype(bool)
-    for col in ("batch_size", "base_batch_size", "seed", "k", "wall_time_s", "peak_lr"):
+    numeric = ("batch_size", "base_batch_size", "seed", "k", "wall_time_s", "peak_lr")
+    for col in (*numeric, "max_lr", "mean_lr", "lr_multiplier"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     missing_k = df["k"].isna() & df["batch_size"].notna() & df["base_batch_size"].notna()
     df.loc[missing_k, "k"] = df.loc[missing_k, "batch_size"] / df.loc[missing_k, "base_batch_size"]

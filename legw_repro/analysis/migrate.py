@@ -8,7 +8,8 @@ training row of metrics.jsonl ``epoch_start``, the epoch at which the step began
 where it ended). A v1 row's ``lr`` already is the rate its step trained with -- the trainer read
 it before the step -- so it is kept; the migration checks it against the schedule the run's
 config.yaml describes (this module is the only reader of config.yaml) and refuses a record
-whose logged rates disagree. Records already at v2 are left alone.
+whose logged rates disagree. It also adds ``handover``, ``max_lr`` and ``mean_lr`` (from the
+schedule) where a record lacks them; records that have everything are left alone.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.collect import find_summaries
 from legw_repro.analysis.history import read_rows
 from legw_repro.records import atomic_write_text
-from legw_repro.schedule import learning_rate
+from legw_repro.schedule import ScheduleSpec, learning_rate, schedule_summary
 from legw_repro.spec import RunSpec, build_spec
 
 VERSION = 2
@@ -59,11 +60,23 @@ def check_lr(rows: list[dict[str, Any]], spec: RunSpec, run_dir: Path) -> None:
             )
 
 
+def lr_stats(summary: dict[str, Any]) -> dict[str, Any]:
+    """``handover``, ``max_lr`` and ``mean_lr`` (per optimizer step) of a v2 summary's schedule:
+    the fields the trainer writes since the hand-over forms exist, for records written before."""
+    spec = ScheduleSpec.of(**summary["spec"]["schedule"])
+    info = schedule_summary(spec, steps_per_epoch=int(summary["steps_per_epoch"]))
+    return {key: info[key] for key in ("handover", "max_lr", "mean_lr")}
+
+
 def migrate_run(run_dir: Path) -> bool:
-    """Rewrite one run record as v2; False when it already is."""
+    """Rewrite one run record as v2 (with the LR statistics); False when it already is."""
     summary = json.loads((run_dir / "summary.json").read_text())
     if summary.get("record_version", 1) >= VERSION:
-        return False
+        if "mean_lr" in summary:
+            return False
+        summary |= lr_stats(summary)
+        atomic_write_text(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+        return True
     if not (run_dir / "config.yaml").is_file():
         raise AnalysisError(f"{run_dir}: no config.yaml to take clip, model and spec from")
     cfg = OmegaConf.load(run_dir / "config.yaml")
@@ -75,6 +88,7 @@ def migrate_run(run_dir: Path) -> bool:
     model = OmegaConf.to_container(cfg.task.model, resolve=True)
     summary |= {"record_version": VERSION, "clip": spec.optimizer.clip, "model": model}
     summary["spec"] = spec.to_dict()
+    summary |= lr_stats(summary)
     if (run_dir / "metrics.jsonl").exists():
         text = "".join(json.dumps(r) + "\n" for r in rows)
         atomic_write_text(run_dir / "metrics.jsonl", text)

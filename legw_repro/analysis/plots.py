@@ -51,6 +51,7 @@ from legw_repro.analysis.figure import (
 from legw_repro.analysis.frames import first, ordered_policies
 from legw_repro.analysis.history import load_all_metrics
 from legw_repro.analysis.metrics import Metric
+from legw_repro.analysis.oracle_view import oracle_gaps, plot_tuned_lr
 from legw_repro.analysis.prepare import curve_frames, ideal_steps, lr_curves
 from legw_repro.analysis.references import references_for
 from legw_repro.analysis.target import Target, aggregate_time_to_target, time_to_target
@@ -434,6 +435,8 @@ def draw_figures(
     styles = styles or policy_styles(r["policy"])
     metrics = load_all_metrics(r) if metrics is None else metrics
     figs = {f"{s.metric.name}_vs_batch": plot_metric_vs_batch(agg, s.task, styles=styles)}
+    if not oracle_gaps(agg).empty:
+        figs["tuned_lr"] = plot_tuned_lr(agg, styles)
     if not any(len(m) for m in metrics.values()):
         return figs
     curves, ends = curve_frames(r, metrics, s.metric.name)

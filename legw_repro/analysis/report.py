@@ -21,6 +21,7 @@ from legw_repro.analysis.aggregate import AGG_COLUMNS
 from legw_repro.analysis.figure import scale_note, task_title
 from legw_repro.analysis.frames import first, first_valid, is_missing, one_task, ordered_policies
 from legw_repro.analysis.metrics import metric_info
+from legw_repro.analysis.oracle_view import oracle_section
 from legw_repro.analysis.references import references_for
 from legw_repro.analysis.target import Target
 
@@ -123,6 +124,8 @@ def details_table(agg: pd.DataFrame, task: str | None = None) -> str:
         ("batch", "r", lambda r: int(r["batch_size"])),
         ("k", "r", lambda r: _num(r["k"], "{:g}")),
         ("peak LR", "r", lambda r: _num(r["peak_lr"])),
+        ("max LR", "r", lambda r: _num(r["max_lr"], "{:.3g}")),
+        ("mean LR", "r", lambda r: _num(r["mean_lr"], "{:.3g}")),
         ("warmup epochs", "r", lambda r: _num(r["warmup_epochs"])),
         ("steps", "r", lambda r: _num(r["steps"], "{:.0f}")),
         ("wall time (mean)", "r", lambda r: format_seconds(r["wall_time_s_mean"])),
@@ -216,7 +219,9 @@ def _tables(
         "## Per-configuration details",
         "",
         "k = batch / base batch; peak LR and warmup epochs are the values used at that batch "
-        "size; steps = total optimizer steps; gap to base = mean − mean at the base batch "
+        "size; max LR = the highest rate actually reached (below the peak when the decay "
+        "starts before the warmup ends), mean LR = its mean over the optimizer steps; "
+        "steps = total optimizer steps; gap to base = mean − mean at the base batch "
         "for the same policy.",
         "",
         details_table(g, task),
@@ -274,6 +279,8 @@ def write_report(
     task, g = one_task(agg, task)
     r = runs[runs["task"] == task]
     lines = _intro(g, r, task, command) + _tables(g, task, target, tta)
+    if oracle := oracle_section(g):
+        lines += [oracle]
     figs = [Path(f) for f in figures if str(f).endswith(".png")]
     if figs:
         lines += ["## Figures", "", *(x for f in figs for x in (f"![{f.stem}]({f.name})", ""))]
