@@ -122,12 +122,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def batch_sizes(args: argparse.Namespace) -> list[int]:
+    """--batch-sizes, else the batch sizes of the task's sweep (configs/experiment/)."""
     if args.batch_sizes:
         return [int(b) for b in args.batch_sizes.split(",")]
-    sweep = REPO / "configs" / "sweep" / f"{args.task}_{args.scale}.yaml"
-    if not sweep.exists():
-        sys.exit(f"error: no {sweep.relative_to(REPO)}; give --batch-sizes")
-    return [int(b) for b in yaml.safe_load(sweep.read_text())["batch_sizes"]]
+    grid = REPO / "configs" / "experiment" / f"{args.task}_{args.scale}.yaml"
+    if not grid.exists():
+        sys.exit(f"error: no {grid.relative_to(REPO)}; give --batch-sizes")
+    params = yaml.safe_load(grid.read_text())["hydra"]["sweeper"]["params"]
+    return [int(b) for b in str(params["batch_size"]).split(",")]
 
 
 def main(argv: list[str] | None = None) -> int:
