@@ -1,0 +1,86 @@
+"""scripts/oracle.py's stages on a fake trainer: search until the best is interior, choose on
+validation only, copy the seed-0 winner and run the other seeds under policy 'tuned'."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("oracle_script", REPO / "scripts" / "oracle.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
+    oracle = load_script()
+    trained = []
+
+    def fake_train(task, scale, batch, seed, mult, run_dir):
+        # validation peaks at x2 (interior after one widening step at batch 8192: x8 > x4)
+        best = 2.0 if batch == 128 else 8.0
+        valid = 0.99 - 0.01 * abs(math.log2(mult / best))
+        test = 0.5 + 0.1 * math.log2(mult)  # test prefers the largest LR: must be ignored
+        trained.append((batch, seed, mult))
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = {
+            "status": "completed",
+            "metric": "acc",
+            "higher_is_better": True,
+            "batch_size": batch,
+            "lr_multiplier": mult,
+            "final": {"valid_acc": valid, "test_acc": test},
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+    monkeypatch.setattr(oracle, "train", fake_train)
+    monkeypatch.setattr(oracle, "REPO", tmp_path)
+    args = oracle.parse_args(
+        [
+            "--task",
+            "mnist",
+            "--scale",
+            "cpu",
+            "--batch-sizes",
+            "128,8192",
+            "--seeds",
+            "0,1",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+        ]
+    )
+    assert (
+        oracle.main(
+            [
+                "--task",
+                "mnist",
+                "--scale",
+                "cpu",
+                "--batch-sizes",
+                "128,8192",
+                "--seeds",
+                "0,1",
+                "--runs-dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 0
+    )
+    searched = {b: sorted(m for bb, s, m in trained if bb == b and s == 0) for b in (128, 8192)}
+    assert searched[128] == [0.25, 0.5, 1.0, 2.0, 4.0]  # best x2 is interior: no widening
+    assert searched[8192] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]  # widened twice past x4
+    final = tmp_path / "runs" / "mnist" / "cpu" / "tuned"
+    for batch, mult in ((128, 2.0), (8192, 8.0)):
+        s0 = json.loads((final / f"b{batch}-s0" / "summary.json").read_text())
+        assert s0["lr_multiplier"] == mult  # copied from the search, not retrained
+        assert (batch, 1, mult) in trained
+    assert sum(1 for _, s, _ in trained if s == 0) == 12
+    grid = (tmp_path / "results" / "mnist-oracle" / "search.csv").read_text().splitlines()
+    assert len(grid) == 1 + 12 and grid[0].startswith("batch_size,lr_multiplier")
+    assert args.task == "mnist"
