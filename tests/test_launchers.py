@@ -1,0 +1,180 @@
+"""One sweep definition on every launcher: a real 2 x 2 multirun of `+experiment=ptb_smoke`
+(tiny step counts), relaunched (nothing trained again), killed mid-way and relaunched (the run
+resumes and ends as if never interrupted), through joblib (local parallel runs) and through
+submitit's local executor standing in for SLURM -- each giving the same numbers. And DDP across
+"nodes": two torchrun agents over loopback equal one node with two processes, and the two
+tasks of one submitit job become the two ranks of one run (legw_repro/launch_env.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import REPO, checkpoint_params, summary
+
+pytestmark = pytest.mark.slow
+
+# a few steps of the tiny LM: batch 20 -> 10 steps, batch 80 -> 2 steps
+SMALL = ["task.max_train_tokens=4000", "task.max_eval_tokens=1000", "epochs=1", "progress=false"]
+GRID = ["+experiment=ptb_smoke", "batch_size=20,80", "policy=sqrt_legw,adam", *SMALL]
+RUNS = {f"{p}/b{b}-s0" for p in ("sqrt_legw", "adam") for b in (20, 80)}
+
+
+def _env(runs: Path, **extra: str) -> dict[str, str]:
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+    return env | {"LEGW_RUNS_DIR": str(runs), **extra}
+
+
+def _train(runs: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "legw_repro.train", *args]
+    return subprocess.run(
+        cmd, cwd=REPO, env=_env(runs), capture_output=True, text=True, timeout=600, **kw
+    )
+
+
+def _finals(root: Path) -> dict[str, dict]:
+    return {
+        p.parent.relative_to(root).as_posix(): json.loads(p.read_text())["final"]
+        for p in root.rglob("summary.json")
+    }
+
+
+@pytest.fixture(scope="module")
+def basic(tmp_path_factory, shared_data_dir) -> Path:
+    """The 2 x 2 grid through Hydra's basic launcher (one run after another)."""
+    runs = tmp_path_factory.mktemp("basic")
+    res = _train(runs, "-m", *GRID, f"data_dir={shared_data_dir}")
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    return runs / "ptb" / "smoke"
+
+
+def test_multirun_of_the_experiment_then_a_relaunch_trains_nothing(basic, shared_data_dir):
+    assert set(_finals(basic)) == RUNS
+    assert all(summary(basic / r)["status"] == "completed" for r in RUNS)
+    finished = {r: summary(basic / r)["finished_at"] for r in RUNS}
+    res = _train(basic.parent.parent, "-m", *GRID, f"data_dir={shared_data_dir}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = res.stdout + res.stderr
+    assert "4 runs (4 finished, 0 to train)" in log and "Launching" not in log
+    assert {r: summary(basic / r)["finished_at"] for r in RUNS} == finished
+
+
+def test_a_run_killed_mid_way_is_resumed_by_the_relaunch(basic, tmp_path, shared_data_dir):
+    one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", *SMALL]
+    one += [f"data_dir={shared_data_dir}", "checkpoint_every_steps=2"]
+    # hard exit after step 5 (the last checkpoint is at step 4): the sweep process dies with it
+    res = _train(tmp_path, "-m", *one, "+crash_at_step=5")
+    assert res.returncode == 17, res.stderr[-3000:]
+    run = tmp_path / "ptb" / "smoke" / "sqrt_legw" / "b20-s0"
+    assert summary(run)["status"] == "running"
+    res = _train(tmp_path, "-m", *one)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "1 runs (0 finished, 1 to train)" in res.stdout + res.stderr
+    assert summary(run)["status"] == "completed"
+    assert summary(run)["final"] == summary(basic / "sqrt_legw/b20-s0")["final"]
+    ref, resumed = checkpoint_params(basic / "sqrt_legw/b20-s0"), checkpoint_params(run)
+    assert all((ref[k] - resumed[k]).abs().max().item() == 0.0 for k in ref)
+
+
+def test_the_same_sweep_through_joblib_gives_the_same_results(basic, tmp_path, shared_data_dir):
+    res = _train(
+        tmp_path,
+        "-m",
+        *GRID,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        f"data_dir={shared_data_dir}",
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    assert "Joblib.Parallel" in res.stdout + res.stderr
+    assert _finals(tmp_path / "ptb" / "smoke") == _finals(basic)
+
+
+def test_submitit_local_executor_stands_in_for_slurm(basic, tmp_path, shared_data_dir):
+    res = _train(
+        tmp_path,
+        "-m",
+        *GRID[:1],
+        "batch_size=80",
+        "policy=adam",
+        *SMALL,
+        "hydra/launcher=local_submitit",
+        f"data_dir={shared_data_dir}",
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    root = tmp_path / "ptb" / "smoke"
+    assert (root / ".submitit").is_dir()  # the job went through submitit
+    assert _finals(root) == {"adam/b80-s0": _finals(basic)["adam/b80-s0"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _torchrun(run_dir: Path, data: Path, *launch: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "torch.distributed.run", *launch, "-m", "legw_repro.train"]
+    cmd += ["scale=smoke", "batch_size=8", *SMALL, f"data_dir={data}", f"hydra.run.dir={run_dir}"]
+    return subprocess.Popen(
+        cmd,
+        cwd=REPO,
+        env=_env(run_dir.parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _wait(*procs: subprocess.Popen) -> None:
+    for p in procs:
+        out = p.communicate(timeout=600)[0]
+        assert p.returncode == 0, out[-3000:]
+
+
+def test_two_nodes_over_loopback_equal_one_node_with_two_processes(tmp_path, shared_data_dir):
+    one_node, two_nodes = tmp_path / "one-node", tmp_path / "two-nodes"
+    _wait(_torchrun(one_node, shared_data_dir, "--standalone", "--nproc_per_node=2"))
+    rdzv = ["--nnodes=2", "--nproc_per_node=1", "--rdzv_backend=c10d", "--rdzv_id=legw"]
+    rdzv += [f"--rdzv_endpoint=127.0.0.1:{_free_port()}"]
+    _wait(*[_torchrun(two_nodes, shared_data_dir, *rdzv) for _ in range(2)])
+    a, b = summary(one_node), summary(two_nodes)
+    assert a["world_size"] == b["world_size"] == 2 and b["status"] == "completed"
+    assert b["final"] == pytest.approx(a["final"], rel=1e-6)
+    pa, pb = checkpoint_params(one_node), checkpoint_params(two_nodes)
+    assert max((pa[k] - pb[k]).abs().max().item() for k in pa) < 1e-6
+    # one run directory for the run, whatever the number of nodes
+    assert [p.parent for p in tmp_path.rglob("summary.json")].count(two_nodes) == 1
+
+
+def test_the_tasks_of_a_submitit_job_are_the_ranks_of_one_run(basic, tmp_path, shared_data_dir):
+    """slurm_multigpu's path on one machine: 2 tasks -> one DDP run (world 2) in one run dir,
+    equal to the single-process run of the same global batch."""
+    res = _train(
+        tmp_path,
+        "-m",
+        *GRID[:1],
+        "batch_size=20",
+        "policy=sqrt_legw",
+        *SMALL,
+        "hydra/launcher=local_submitit",
+        "hydra.launcher.tasks_per_node=2",
+        f"data_dir={shared_data_dir}",
+    )
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-3000:]
+    root = tmp_path / "ptb" / "smoke"
+    assert [p.parent for p in root.rglob("summary.json")] == [root / "sqrt_legw" / "b20-s0"]
+    s, ref = summary(root / "sqrt_legw/b20-s0"), summary(basic / "sqrt_legw/b20-s0")
+    assert s["world_size"] == 2 and s["status"] == "completed"
+    assert s["final"] == pytest.approx(ref["final"], rel=1e-5)
+    a, b = (
+        checkpoint_params(root / "sqrt_legw/b20-s0"),
+        checkpoint_params(basic / "sqrt_legw/b20-s0"),
+    )
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
