@@ -258,6 +258,7 @@ GNMT: dict[str, Rule] = {
     "task.model.tie_output": BOOL,
     "task.model.init_range": positive(),
     "task.label_smoothing": fraction(),
+    "task.max_micro_batch": integer(null="accum_steps decides"),
     "task.decode.valid_beam": integer(hint="1: greedy"),
     "task.decode.beam": integer(),
     "task.decode.alpha": number(),

@@ -11,7 +11,12 @@ import torch
 
 from legw_repro.data import multi30k as m30k
 from legw_repro.data.download import DataError, file_sha256
-from legw_repro.data.seq_batches import bucketed_batches, make_batch, split_global
+from legw_repro.data.seq_batches import (
+    bucketed_batches,
+    make_batch,
+    micro_batch_count,
+    split_global,
+)
 
 SMALL_VOCAB = m30k.SubwordSettings(vocab_size=1000)
 
@@ -147,6 +152,15 @@ def test_ranks_and_micro_batches_tile_the_global_batch():
     parts = [split_global(idx, r, 2, 2) for r in range(2)]
     assert [len(m) for p in parts for m in p] == [4] * 4
     assert np.array_equal(np.concatenate([m for p in parts for m in p]), idx)
+
+
+def test_micro_batch_count_caps_the_size():
+    assert micro_batch_count(2048, 1, None) == 1
+    assert micro_batch_count(2048, 2, None) == 2
+    assert micro_batch_count(2048, 1, 128) == 16
+    assert micro_batch_count(2048, 4, 128) == 16
+    assert micro_batch_count(96, 1, 40) == 3  # the fewest equal pieces of at most 40
+    assert micro_batch_count(7, 1, 3) == 7  # a prime share: single sentences
 
 
 def test_make_batch_adds_specials_and_pads():

@@ -197,12 +197,37 @@ def test_accumulation_equals_full_batch(tmp_path, shared_data_dir, cache_dir):
     common = [*SMALL, f"data_dir={shared_data_dir}", f"task.subword.cache_dir={cache_dir}"]
     a = run(make_cfg(*common), tmp_path / "full")
     b = run(make_cfg(*common, "accum_steps=4"), tmp_path / "acc")
-    assert a["status"] == b["status"] == "completed"
-    pa, pb = checkpoint_params(tmp_path / "full"), checkpoint_params(tmp_path / "acc")
-    assert max((pa[k] - pb[k]).abs().max().item() for k in pa) < 1e-5
+    c = run(make_cfg(*common, "task.max_micro_batch=12"), tmp_path / "cap")  # 4 x 8 sentences
+    assert a["status"] == b["status"] == c["status"] == "completed"
+    pa = checkpoint_params(tmp_path / "full")
     la = [r["loss"] for r in read_rows(tmp_path / "full", "train")]
-    lb = [r["loss"] for r in read_rows(tmp_path / "acc", "train")]
-    assert la == pytest.approx(lb, rel=1e-5)
+    for other in ("acc", "cap"):
+        pb = checkpoint_params(tmp_path / other)
+        assert max((pa[k] - pb[k]).abs().max().item() for k in pa) < 1e-5
+        lb = [r["loss"] for r in read_rows(tmp_path / other, "train")]
+        assert la == pytest.approx(lb, rel=1e-5)
+
+
+def test_micro_batches_tile_the_global_batch(shared_data_dir, cache_dir):
+    from legw_repro.distributed import DistInfo
+    from legw_repro.tasks.gnmt import GNMTTask
+
+    common = [*SMALL, f"data_dir={shared_data_dir}", f"task.subword.cache_dir={cache_dir}"]
+    whole = GNMTTask(make_cfg(*common), DistInfo())
+    split = [
+        GNMTTask(make_cfg(*common, "task.max_micro_batch=5"), DistInfo(rank=r, world_size=2))
+        for r in range(2)
+    ]
+    assert whole.micro_per_rank == 1 and split[0].micro_per_rank == 4  # 16 per rank -> 4 x 4
+    assert len(split[0].init_carry(None)) == 4
+    steps = zip(whole.train_batches(0), *(t.train_batches(0) for t in split), strict=True)
+    for (full,), r0, r1 in steps:
+        parts = [*r0, *r1]
+        assert [len(p.src) for p in parts] == [4] * 8
+        assert sum(int((p.tgt_out != 0).sum()) for p in parts) == int((full.tgt_out != 0).sum())
+        assert all(p.norm == pytest.approx(full.norm / 8) for p in parts)
+        ids = [tuple(row[row != 0].tolist()) for p in parts for row in p.src]
+        assert sorted(ids) == sorted(tuple(row[row != 0].tolist()) for row in full.src)
 
 
 # one reference CLI run serves the run-record, resume and DDP tests

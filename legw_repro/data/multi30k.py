@@ -156,10 +156,7 @@ class SubwordSettings:
                 f"task.subword.model_type={self.model_type!r} is unknown; choose 'bpe' or 'unigram'"
             )
         if not 100 <= self.vocab_size <= 64_000:
-            raise ValueError(
-                f"task.subword.vocab_size={self.vocab_size} must be in [100, 64000] "
-                "(Multi30k's training text has room for about 16k subwords)"
-            )
+            raise ValueError(f"task.subword.vocab_size={self.vocab_size} must be in [100, 64000]")
         if not 0.9 <= self.character_coverage <= 1.0:
             raise ValueError(
                 f"task.subword.character_coverage={self.character_coverage} must be in [0.9, 1]"

@@ -11,8 +11,8 @@ cut into equal micro-batches, rank r taking the r-th block (``rank_slices``), ea
 its own longest sentence.
 
 Loss normalisation: the loss is the mean over the *target tokens of the global batch*. Each
-micro-batch carries ``norm`` = (target tokens in the global batch) / (world_size *
-accum_steps), and its loss is its token-loss sum / ``norm``; the trainer's mean over
+micro-batch carries ``norm`` = (target tokens in the global batch) / (world_size * micro-batches
+per rank), and its loss is its token-loss sum / ``norm``; the trainer's mean over
 micro-batches and DDP's mean over ranks then give exactly sum / tokens of the global batch,
 whatever the split. (A per-micro-batch token mean would not: micro-batches hold different
 numbers of tokens. A per-sentence mean would also combine exactly, but it weights long
@@ -29,7 +29,15 @@ from torch import Tensor
 
 from legw_repro.distributed import rank_slices
 
-__all__ = ["SeqBatch", "bucketed_batches", "epoch_rng", "make_batch", "pad", "split_global"]
+__all__ = [
+    "SeqBatch",
+    "bucketed_batches",
+    "epoch_rng",
+    "make_batch",
+    "micro_batch_count",
+    "pad",
+    "split_global",
+]
 
 
 class SeqBatch(NamedTuple):
@@ -87,6 +95,17 @@ def split_global(
 ) -> list[np.ndarray]:
     """This rank's micro-batches (index arrays) of one global batch."""
     return [indices[s] for s in rank_slices(len(indices), rank, world_size, accum_steps)]
+
+
+def micro_batch_count(share: int, accum_steps: int, max_micro: int | None) -> int:
+    """How many equal micro-batches a rank cuts its ``share`` of the global batch into: the
+    fewest, and at least ``accum_steps``, with at most ``max_micro`` sentences each. (A CPU runs
+    one 2048-sentence forward ~2.4x slower per sentence than 16 of 128: the activations fall out
+    of cache. The split changes nothing else: the loss normalisation makes it exact.)"""
+    for m in range(max(1, accum_steps), share + 1):
+        if share % m == 0 and (not max_micro or share // m <= max_micro):
+            return m
+    return share
 
 
 def pad(seqs: list[np.ndarray], pad_id: int) -> Tensor:

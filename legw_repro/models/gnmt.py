@@ -9,9 +9,13 @@ layer (GNMT v2: no input feeding, so every layer is a whole-sequence ``nn.LSTM``
 CUDA); residual connections from the 3rd layer up; a linear projection to the vocabulary,
 optionally tied to the target embedding. Dropout on every layer's input.
 
-Attention: GNMT's normalized Bahdanau (additive, ``g * v / |v|`` scoring vector with a bias)
-by default, for fidelity to GNMT and MLPerf; Luong's multiplicative ("general") form as a
-cheaper option (``attention: luong``). Padded source positions get a score of -inf, so their
+Attention: Luong's multiplicative ("general") score q . W k, or GNMT's normalized Bahdanau
+(additive, ``g * v / |v|`` scoring vector with a bias; used at the paper scale for fidelity).
+Why Luong by default: at GNMT's small uniform init, tanh(W_q q + W_k k + b) is nearly linear,
+so the additive score is nearly v . W_k k -- independent of the query -- until the weights grow;
+on a sequence-reversal check (64 units, Adam 3e-3, 400 steps) Luong reverses 95% of sequences
+exactly and normalized Bahdanau none. A CPU budget of a few thousand steps cannot wait for
+that; Luong is also ~20% cheaper per step at 128 units. Padded source positions get a score of -inf, so their
 attention weight is exactly 0. Unidirectional layers run on the padded batch: an LSTM is causal,
 so padding after a sentence never changes its real positions.
 """

@@ -30,7 +30,13 @@ from torch import nn
 
 from legw_repro.bleu import corpus_bleu
 from legw_repro.data import multi30k as m30k
-from legw_repro.data.seq_batches import SeqBatch, bucketed_batches, make_batch, split_global
+from legw_repro.data.seq_batches import (
+    SeqBatch,
+    bucketed_batches,
+    make_batch,
+    micro_batch_count,
+    split_global,
+)
 from legw_repro.distributed import DistInfo
 from legw_repro.models.decoding import beam_search, greedy, max_lengths
 from legw_repro.models.gnmt import GNMT
@@ -72,6 +78,9 @@ class GNMTTask(Task):
                 f"task.decode: eval_batch_size={self.eval_batch_size}, beam={t.decode.beam}, "
                 f"valid_beam={t.decode.valid_beam} must all be positive integers"
             )
+        mm = t.get("max_micro_batch")
+        if mm is not None and (isinstance(mm, bool) or not isinstance(mm, int) or mm < 1):
+            raise ValueError(f"task.max_micro_batch={mm!r} must be a positive integer or null")
         self._hyps: dict[str, list[str]] = {}
 
     # -- data -------------------------------------------------------------------------------
@@ -131,16 +140,27 @@ class GNMTTask(Task):
             src_lens, tgt_lens, self.batch_size, self.seed, epoch,
             int(self.cfg.task.data.pool_batches),
         )  # fmt: skip
-        parts = self.dist.world_size * self.accum_steps
+        n_micro = self.micro_per_rank
+        parts = self.dist.world_size * n_micro
         for idx in order[start_step : self.steps_per_epoch]:
             norm = float(tgt_lens[idx].sum() + len(idx)) / parts  # target tokens incl. EOS
-            micro = split_global(idx, self.dist.rank, self.dist.world_size, self.accum_steps)
+            micro = split_global(idx, self.dist.rank, self.dist.world_size, n_micro)
             yield [
                 make_batch([src[i] for i in m], [tgt[i] for i in m], norm, **self._ids).to(
                     self.device
                 )
                 for m in micro
             ]
+
+    @property
+    def micro_per_rank(self) -> int:
+        """Micro-batches per rank and step: ``accum_steps``, or more when
+        ``task.max_micro_batch`` caps their size (the trainer averages however many come)."""
+        share = self.batch_size // self.dist.world_size
+        return micro_batch_count(share, self.accum_steps, self.cfg.task.get("max_micro_batch"))
+
+    def init_carry(self, model: nn.Module) -> list[Any]:
+        return [None] * self.micro_per_rank
 
     @property
     def _ids(self) -> dict[str, int]:
