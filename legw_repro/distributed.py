@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
 #: the process-group backend for a device type
 BACKENDS: dict[str, str] = {"cuda": "nccl", "cpu": "gloo"}
+#: how long a collective waits for the other ranks by default (config: dist_timeout_s); gloo's
+#: own default is 30 minutes, so one stalled rank used to hang every other one that long
+DEFAULT_TIMEOUT_S = 600.0
+
+
+class DistributedFault(RuntimeError):
+    """A collective failed or timed out: another rank stalled or died. One line."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +61,7 @@ def resolve_device(pref: str, local_rank: int = 0) -> torch.device:
     return torch.device(pref)
 
 
-def setup(device_pref: str = "auto") -> DistInfo:
+def setup(device_pref: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> DistInfo:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -62,8 +70,23 @@ def setup(device_pref: str = "auto") -> DistInfo:
         torch.cuda.set_device(device)
     info = DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend=info.backend)
+        dist.init_process_group(backend=info.backend, timeout=timedelta(seconds=timeout_s))
     return info
+
+
+def fault_message(e: BaseException, info: DistInfo, timeout_s: float) -> str | None:
+    """One line for an exception raised by a collective (a timeout, a peer gone), else None."""
+    text = " ".join(str(e).split())
+    comm = isinstance(e, getattr(dist, "DistError", ())) or any(
+        s in text.lower()
+        for s in ("timed out", "timeout", "connection closed", "connection reset", "broken pipe")
+    )
+    if not (info.distributed and comm and isinstance(e, RuntimeError)):
+        return None
+    return (
+        f"rank {info.rank}/{info.world_size}: a collective failed -- another rank stalled or "
+        f"died (collectives wait at most dist_timeout_s={timeout_s:g}s): {text[:300]}"
+    )
 
 
 def teardown() -> None:
@@ -96,9 +119,15 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 def any_rank(flag: bool, info: DistInfo) -> bool:
     """True on every rank when `flag` is true on at least one (so all take a collective step)."""
+    return any_rank_flags((flag,), info)[0]
+
+
+def any_rank_flags(flags: tuple[bool, ...], info: DistInfo) -> tuple[bool, ...]:
+    """`any_rank` for several flags in one collective (e.g. "checkpoint due", "stop")."""
     if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    return all_reduce_sum(torch.tensor(float(flag), device=info.comm_device), info).item() > 0
+        return tuple(flags)
+    t = torch.tensor([float(f) for f in flags], device=info.comm_device)
+    return tuple(bool(v > 0) for v in all_reduce_sum(t, info).tolist())
 
 
 def all_gather_object(obj: object, world_size: int) -> list[object]:

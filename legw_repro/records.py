@@ -18,9 +18,16 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from legw_repro.validate import ConfigError
+
 #: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
 #: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
 RECORD_VERSION = 2
+
+
+class RecordError(ConfigError):
+    """A run directory that cannot be used as asked (another configuration, a finished result,
+    a lost metrics file). One line that names the ways forward."""
 
 
 def now_iso() -> str:
@@ -80,6 +87,31 @@ class RunRecord:
         if self.enabled:
             atomic_write_text(
                 self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True)
+            )
+
+    def check_metrics(self, step: int) -> None:
+        """Before resuming at `step`: metrics.jsonl must hold a training row for every step up to
+        it. A deleted or cut file is refused (RecordError) rather than continued: the record
+        would silently lack those rows, and no rebuilt row could say what the loss was."""
+        path = self.run_dir / "metrics.jsonl"
+        if not self.enabled or step < 1:
+            return
+        fix = "restore the file from a backup, or start over with overwrite=true"
+        if not path.is_file():
+            raise RecordError(f"{path} is missing, but the checkpoint is at step {step}; {fix}")
+        seen = set()
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and row.get("kind") == "train":
+                seen.add(row.get("step"))
+        missing = [s for s in range(1, step + 1) if s not in seen]
+        if missing:
+            raise RecordError(
+                f"{path} lacks the training rows of {len(missing)} of the {step} steps before the "
+                f"checkpoint (first: step {missing[0]}); {fix}"
             )
 
     def open_metrics(self, truncate_after_step: int | None = None) -> None:

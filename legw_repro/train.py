@@ -1,17 +1,27 @@
 """Entry point: `python -m legw_repro.train task=ptb policy=sqrt_legw batch_size=320`.
 
 Compose (Hydra) -> the run spec, checked (legw_repro/spec.py: clear errors, before anything
-runs) -> build the task -> train -> write the run record. The same command runs under `torchrun --nproc_per_node=N` (DDP; the
-batch stays the *global* batch) and as a Hydra multirun sweep (`-m`). In a sweep a failed run is
+runs) -> the run directory: locked (runlock.py), matched against the configuration it holds
+(fingerprint.py, rundir.py) -> build the task, check the data against the config -> train ->
+write the run record. The same command runs under `torchrun --nproc_per_node=N` (DDP; the batch
+stays the *global* batch) and as a Hydra multirun sweep (`-m`). In a sweep a failed run is
 recorded as failed and the sweep moves on; a single run exits non-zero.
+
+Exit status: 0 completed, diverged or skipped; 1 failed (an exception, or a stalled or dead
+DDP rank); 2 refused before training (a bad value, a run directory holding another
+configuration or a finished result, no loadable checkpoint); 73 another process writes the
+run directory; 75 preempted, resume with resume=true; 128 + N killed by a second signal N.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,66 +30,123 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from legw_repro import distributed
+from legw_repro import distributed, rundir
+from legw_repro.cli_checks import check_overrides, check_writable, fail
 from legw_repro.data.download import DataError
-from legw_repro.distributed import DistInfo
+from legw_repro.distributed import DistInfo, DistributedFault
+from legw_repro.fingerprint import config_values, digest
+from legw_repro.preemption import Preempted, PreemptionGuard, hand_over
 from legw_repro.records import RunRecord, now_iso, read_summary
+from legw_repro.runlock import EXIT_LOCKED, RunLock, RunLocked
 from legw_repro.spec import RunSpec, build_spec, record_fields
-from legw_repro.validate import ConfigError, task_class
+from legw_repro.validate import ConfigError, check_task_data, task_class
 
 log = logging.getLogger("legw_repro.train")
 
 
-def _fail(msg: str) -> None:
-    print(f"error: {msg}", file=sys.stderr)
-    sys.exit(2)
+@contextlib.contextmanager
+def _writer(run_dir: Path, is_main: bool) -> Iterator[None]:
+    """Rank 0 holds the run directory's lock for the whole run; the other ranks write nothing."""
+    if not is_main:
+        yield
+        return
+    check_writable(run_dir)
+    with RunLock(run_dir) as lock:
+        if lock.takeover:
+            log.warning("%s", lock.takeover)
+        yield
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train one configuration into `run_dir`; returns the summary written there."""
+    """Train one configuration into `run_dir`; returns the summary written there. Raises
+    ConfigError (refused before training), RunLocked, Preempted (record written: resume it)."""
     spec = build_spec(cfg, int(os.environ.get("WORLD_SIZE", "1")))
-    previous = read_summary(run_dir)
-    if cfg.resume and previous and previous.get("status") in ("completed", "diverged"):
-        log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])
-        return previous
-    dist = distributed.setup(spec.device)
+    run_dir = Path(run_dir)
+    values = config_values(cfg)
+    with _writer(run_dir, int(os.environ.get("RANK", "0")) == 0):
+        previous = read_summary(run_dir)
+        decision = rundir.decide(
+            run_dir,
+            (previous or {}).get("status"),
+            rundir.holds_record(run_dir),
+            rundir.config_difference(run_dir, previous, values) if previous else [],
+            resume=bool(cfg.resume),
+            overwrite=bool(cfg.overwrite),
+        )
+        if decision.action == "skip":
+            log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])
+            return previous
+        if decision.discard and int(os.environ.get("RANK", "0")) == 0:
+            log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
+        started = (previous or {}).get("started_at") if decision.action == "resume" else None
+        dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
+        try:
+            return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action)
+        finally:
+            distributed.teardown()
+
+
+@contextlib.contextmanager
+def _as_config_errors() -> Iterator[None]:
+    """Building the task and model from a checked config: a ValueError left is still a bad
+    input found before training (a batch larger than the data set), so it ends as one."""
     try:
-        return _train(cfg, spec, dist, run_dir, (previous or {}).get("started_at"))
-    finally:
-        distributed.teardown()
+        yield
+    except ConfigError:
+        raise
+    except ValueError as e:
+        raise ConfigError(" ".join(str(e).split())) from None
 
 
 def _train(
-    cfg: DictConfig, spec: RunSpec, dist: DistInfo, run_dir: Path, started_at: str | None
+    cfg: DictConfig,
+    spec: RunSpec,
+    dist: DistInfo,
+    run_dir: Path,
+    started_at: str | None,
+    fingerprint: str,
+    action: str,
 ) -> dict[str, Any]:
     from legw_repro.trainer import Trainer
 
-    task = task_class(cfg)(cfg, dist)
-    task.spec = spec
-    task.check_data()
     record = RunRecord(run_dir, cfg, enabled=dist.is_main)
-    trainer = Trainer(
-        spec,
-        task,
-        dist,
-        record,
-        progress=bool(cfg.progress),
-        crash_at_step=int(cfg.get("crash_at_step") or 0),
-    )
+    with _as_config_errors():
+        task = task_class(cfg)(cfg, dist)
+        task.spec = spec
+        task.check_data()
+        check_task_data(task)
+        trainer = Trainer(
+            spec,
+            task,
+            dist,
+            record,
+            progress=bool(cfg.progress),
+            crash_at_step=int(cfg.get("crash_at_step") or 0),
+        )
+    if action == "resume":
+        trainer.restore()  # before the record is touched: a refusal leaves it as it was
     base = {
         **record_fields(spec),
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "model": OmegaConf.to_container(cfg.task.model, resolve=True),
         "device": str(dist.device),
+        "fingerprint": fingerprint,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
         "started_at": started_at or now_iso(),
     }
+    if trainer.resumed_from:
+        base["resumed_from"] = {"checkpoint": trainer.resumed_from, "step": trainer.state.step}
     record.write_config()
-    record.write_summary({**base, **trainer.summary_fields(), "status": "running"})
+    trainer.heartbeat = lambda: record.write_summary(
+        {**base, **trainer.summary_fields(), "status": "running", "heartbeat_at": now_iso()}
+    )
+    trainer.heartbeat()
     tags = ("task", "policy", "batch_size", "seed", "scale")
     record.start_wandb({k: base[k] for k in tags} | {"k": trainer.summary_fields()["k"]})
     log.info(
-        "run dir %s | %s %s batch %d | device %s | world %d | %d steps/epoch, %d steps",
+        "run dir %s | %s %s batch %d | device %s | world %d | %d steps/epoch, %d steps%s",
         run_dir,
         spec.task,
         spec.policy,
@@ -88,18 +155,32 @@ def _train(
         dist.world_size,
         trainer.spe,
         trainer.total_steps,
+        f" | resumed at step {trainer.state.step}" if trainer.resumed_from else "",
     )
-    try:
-        result = trainer.fit(resume=bool(cfg.resume))
-    except Exception as e:
-        reason = f"{type(e).__name__}: {e}"
-        final = trainer.final_metrics("failed")
-        _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
-        raise
-    summary = _finish(record, {**base, **trainer.summary_fields()}, **result)
+    with PreemptionGuard() as guard:
+        trainer.preemption = guard
+        summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
+    if summary["status"] == "preempted":
+        raise guard.preempted(trainer.state.step, str(run_dir))
     if dist.is_main:
         log.info("%s: %s %s", run_dir, summary["status"], summary["final"])
     return summary
+
+
+def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s: float) -> dict:
+    """Train and write the final summary; a failure is recorded as "failed", then raised (a
+    collective that failed as DistributedFault, one line)."""
+    try:
+        result = trainer.fit(resume=trainer.resumed_from is not None)
+    except Exception as e:
+        fault = distributed.fault_message(e, dist, timeout_s)
+        reason = fault or f"{type(e).__name__}: {e}"
+        final = trainer.final_metrics("failed")
+        _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+        if fault:
+            raise DistributedFault(fault) from e
+        raise
+    return _finish(record, {**base, **trainer.summary_fields()}, **result)
 
 
 def _finish(
@@ -107,7 +188,7 @@ def _finish(
 ) -> dict[str, Any]:
     """The final summary.json (status, reason, final metrics, a task's extra fields)."""
     summary = {**fields, "status": status, "reason": reason, "final": final, **extra}
-    summary["finished_at"] = now_iso()
+    summary["finished_at"] = summary["heartbeat_at"] = now_iso()
     record.write_summary(summary)
     record.close()
     return summary
@@ -117,19 +198,28 @@ def _finish(
 def main(cfg: DictConfig) -> dict[str, Any] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
+    multirun = hc.mode == RunMode.MULTIRUN
     t0 = time.time()
     try:
         return run(cfg, run_dir)
+    except Preempted as e:
+        hand_over(e, multirun=multirun)
+    except RunLocked as e:
+        if not multirun:
+            fail(e, EXIT_LOCKED)
+        log.error("%s", e)  # that run is another process's; the sweep goes on
     except (ConfigError, DataError) as e:
-        _fail(str(e))
+        fail(e, 2)
+    except DistributedFault as e:
+        fail(e, 1)
     except Exception as e:
-        if hc.mode == RunMode.MULTIRUN:
-            # recorded as failed in summary.json; the sweep goes on with the next run
-            log.exception("run %s failed after %.0fs: %s", run_dir, time.time() - t0, e)
-            return None
-        raise
+        if not multirun:
+            raise
+        # recorded as failed in summary.json; the sweep goes on with the next run
+        log.exception("run %s failed after %.0fs: %s", run_dir, time.time() - t0, e)
     return None
 
 
 if __name__ == "__main__":
+    check_overrides(sys.argv[1:])
     main()

@@ -4,8 +4,11 @@ One code path for a CPU laptop, one GPU, and torchrun DDP over many GPUs and nod
 every optimizer step: the task's micro-batches for this rank -> forward/backward (DDP averages
 gradients across ranks on the last micro-batch) -> clip -> optimizer step -> LEGW schedule step
 -> one metrics row. At every epoch end: evaluate on the validation split and checkpoint; also
-checkpoint every `checkpoint_every_min` minutes. A NaN/inf loss, or a loss far above where it
-started, stops the run with status "diverged" instead of crashing a sweep.
+checkpoint every `checkpoint_every_min` minutes. A NaN/inf loss (at that very step:
+legw_repro/nonfinite.py), or a loss far above where it started, stops the run with status
+"diverged" instead of crashing a sweep. A preemption signal (legw_repro/preemption.py) stops it
+after the current step with a checkpoint and status "preempted". Checkpoints are written and
+read by legw_repro/checkpoint.py (last.pt, with prev.pt to fall back on).
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import contextlib
 import math
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,8 +29,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
-from legw_repro import distributed
+from legw_repro import checkpoint, distributed
+from legw_repro.checkpoint import CheckpointMismatch
 from legw_repro.distributed import DistInfo
+from legw_repro.nonfinite import NonFinite, NonFiniteWatch
 from legw_repro.records import RunRecord
 from legw_repro.schedule import LEGWScheduler, schedule_summary
 from legw_repro.spec import OptimizerSpec, RunSpec
@@ -78,6 +85,21 @@ def _to(obj: Any, device: torch.device) -> Any:
     return obj
 
 
+#: seconds between heartbeats (summary.json "heartbeat_at") while steps run; checkpoints and
+#: evaluations also beat
+HEARTBEAT_S = 60.0
+#: steps between reads of the non-finite watch (1: stop at the bad step itself; see nonfinite.py)
+NONFINITE_POLL_EVERY = 1
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Why the loop ended early: status "diverged" or "preempted", and the reason."""
+
+    status: str
+    reason: str
+
+
 @dataclass
 class LoopState:
     """Everything besides model/optimizer/scheduler that a resumed run needs."""
@@ -93,7 +115,9 @@ class LoopState:
 
 class Trainer:
     """One run of `spec` on `task`. `progress`: the tqdm bar; `crash_at_step`: a test hook that
-    hard-exits after that step, as a killed job would."""
+    hard-exits after that step, as a killed job would. Set by the caller when wanted:
+    `heartbeat` (called with no argument, at most every HEARTBEAT_S and at checkpoints and
+    evaluations) and `preemption` (anything with a `requested` flag and a `signum`)."""
 
     def __init__(
         self,
@@ -131,9 +155,18 @@ class Trainer:
             if spec.precision == "bf16" and self.device.type == "cuda"
             else contextlib.nullcontext()
         )
-        self._last_ckpt = self._t_start = time.monotonic()
+        self._last_ckpt = self._t_start = self._last_beat = time.monotonic()
+        self.watch = NonFiniteWatch(self.device)
+        self.nonfinite: NonFinite | None = None
+        self.heartbeat: Any = None
+        self.preemption: Any = None
+        self.resumed_from: str | None = None  # the checkpoint file restored, if any
 
     # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.record.run_dir / "checkpoints"
+
     def save_checkpoint(self) -> None:
         """Collective: every rank contributes its carry and RNG; rank 0 writes one file."""
         per_rank = distributed.all_gather_object(
@@ -142,10 +175,8 @@ class Trainer:
         )
         if not self.dist.is_main or not self.record.enabled:
             return
-        path = self.record.checkpoint_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        torch.save(
+        self.record.flush()  # rows up to this step reach the disk before the checkpoint does
+        checkpoint.save(
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
@@ -154,20 +185,27 @@ class Trainer:
                 "per_rank": per_rank,
                 "world_size": self.dist.world_size,
             },
-            tmp,
+            self.checkpoint_dir,
         )
-        tmp.replace(path)
-        self.record.flush()
+        self._beat(force=True)
 
-    def load_checkpoint(self) -> bool:
-        path = self.record.checkpoint_path
-        if not path.is_file():
-            return False
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    def restore(self) -> int | None:
+        """Before training: continue from the newest checkpoint that loads (last.pt, else
+        prev.pt); the step it holds, or None when there is none. Refuses (CheckpointError,
+        RecordError) when no checkpoint loads or metrics.jsonl lost rows before it."""
+        path = checkpoint.load(self.checkpoint_dir, self._apply)
+        if path is None:
+            return None
+        self.resumed_from = path.name
+        self.record.check_metrics(self.state.step)
+        return self.state.step
+
+    def _apply(self, ckpt: dict[str, Any]) -> None:
         if ckpt["world_size"] != self.dist.world_size:
-            raise ValueError(
-                f"checkpoint {path} was written with world_size={ckpt['world_size']} but this run "
-                f"has {self.dist.world_size}; resume with the same number of processes"
+            raise CheckpointMismatch(
+                f"the checkpoint in {self.checkpoint_dir} was written with world_size="
+                f"{ckpt['world_size']} but this run has {self.dist.world_size}; resume with the "
+                "same number of processes"
             )
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -220,6 +258,7 @@ class Trainer:
         return result
 
     def diverged(self, loss: float) -> str | None:
+        """The reason when a finite loss has grown far above its start (diverge_factor)."""
         st = self.state
         if not math.isfinite(loss):
             return f"loss is {loss} at step {st.step}"
@@ -235,7 +274,9 @@ class Trainer:
             )
         return None
 
-    def fit(self, resume: bool) -> dict[str, Any]:
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train to the end (or a stop). `resume`: continue from the restored checkpoint (restored
+        here unless `restore()` was called already)."""
         # a diverging run fills the LSTM with denormal floats, which run ~5x slower on a CPU;
         # flushing them is process-wide state, so it is undone when training ends
         flush = self.device.type == "cpu" and torch.set_flush_denormal(True)
@@ -247,7 +288,9 @@ class Trainer:
 
     def _fit(self, resume: bool) -> dict[str, Any]:
         spe = self.spe
-        resumed = resume and self.load_checkpoint()
+        if resume and self.resumed_from is None:
+            self.restore()
+        resumed = resume and self.resumed_from is not None
         st = self.state
         self.record.open_metrics(truncate_after_step=st.step if resumed else None)
         bar = tqdm(
@@ -261,18 +304,18 @@ class Trainer:
         )
         self._last_ckpt = time.monotonic()
         self._t_start = time.monotonic() - st.wall_time
-        reason: str | None = None
+        stop: Stop | None = None
         self.model.train()
-        while st.step < self.total_steps and reason is None:
+        while st.step < self.total_steps and stop is None:
             if st.step % spe == 0 or self.carry is None:
                 self.carry = self.task.init_carry(self.model)
             for micro in self.task.train_batches(st.step // spe, st.step % spe):
-                reason = self._step(micro, bar)
-                if reason is not None or st.step >= self.total_steps:
+                stop = self._step(micro, bar)
+                if stop is not None or st.step >= self.total_steps:
                     break
         bar.close()
         st.wall_time = time.monotonic() - self._t_start
-        status = "completed" if reason is None else "diverged"
+        status, reason = ("completed", None) if stop is None else (stop.status, stop.reason)
         final = self.final_metrics(status)
         outputs: dict[str, Any] = {}
         if status == "completed" and self.dist.is_main and self.record.enabled:
@@ -280,13 +323,15 @@ class Trainer:
                 outputs = self.task.write_outputs(self.model, self.record.run_dir)
         return {"status": status, "reason": reason, "final": final, **outputs}
 
-    def _step(self, micro: list[Any], bar: tqdm) -> str | None:
-        """One optimizer step and what follows it (row, eval, checkpoint); the reason when the
-        run diverged, else None."""
+    def _step(self, micro: list[Any], bar: tqdm) -> Stop | None:
+        """One optimizer step and what follows it (row, eval, checkpoint); a Stop when the run
+        diverged or was preempted, else None."""
         st, loop = self.state, self.spec.loop
         t0 = time.monotonic()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
-        loss = self.train_step(micro).item()
+        loss_t = self.train_step(micro)
+        self.watch.observe(loss_t, st.step + 1)
+        loss = loss_t.item()
         st.step += 1
         st.train_time += time.monotonic() - t0
         st.wall_time = time.monotonic() - self._t_start
@@ -298,20 +343,45 @@ class Trainer:
             bar.set_postfix(
                 loss=f"{loss:.3f}", lr=f"{lr:.3g}", **{unit: f"{rate:.0f}"}, refresh=False
             )
+        if st.step % NONFINITE_POLL_EVERY == 0:
+            self.nonfinite = self.watch.poll()
+            if self.nonfinite is not None:
+                return Stop("diverged", self.nonfinite.reason())
         why = self.diverged(loss)
         if why:
-            return why
+            return Stop("diverged", why)
         done = st.step >= self.total_steps
         if st.step % max(1, round(loop.eval_every_epochs * self.spe)) == 0 or done:
             self.evaluate("valid")
             self.model.train()
-        if self._checkpoint_due(done):
+            self._beat(force=True)
+        due, stop = self._checkpoint_due(done)
+        if due or stop:
             self.save_checkpoint()
             self._last_ckpt = time.monotonic()
         if self.crash_at_step and st.step == self.crash_at_step:
             self.record.flush()
             os._exit(17)
+        self._beat()
+        if stop and not done:
+            return Stop("preempted", self._preempted_reason())
         return None
+
+    def _preempted_reason(self) -> str:
+        signum = getattr(self.preemption, "signum", None)
+        name = signal.Signals(signum).name if signum else "a stop request"
+        return (
+            f"{name} received; stopped after step {self.state.step} with a checkpoint: resume "
+            "with resume=true"
+        )
+
+    def _beat(self, force: bool = False) -> None:
+        """Refresh summary.json's heartbeat (rank 0's record; cheap to skip)."""
+        if self.heartbeat is None or not self.record.enabled:
+            return
+        if force or time.monotonic() - self._last_beat >= HEARTBEAT_S:
+            self._last_beat = time.monotonic()
+            self.heartbeat()
 
     def _train_row(self, lr: float, loss: float) -> dict[str, Any]:
         """Record v2: `lr` applied over the whole step, from `epoch_start` to `epoch`."""
@@ -326,9 +396,11 @@ class Trainer:
             "time": round(self.state.wall_time, 3),
         }
 
-    def _checkpoint_due(self, done: bool) -> bool:
-        """At every epoch end, at the end, and every N steps or minutes. Collective: all ranks
-        must agree, so a rank whose clock says "due" makes every rank checkpoint."""
+    def _checkpoint_due(self, done: bool) -> tuple[bool, bool]:
+        """(checkpoint due, stop requested). A checkpoint is due at every epoch end, at the end,
+        and every N steps or minutes; a stop when a preemption signal arrived. One collective:
+        all ranks must agree, so a rank whose clock says "due" (or that got the signal) makes
+        every rank checkpoint (and stop) at the same step."""
         st, loop = self.state, self.spec.loop
         every_steps = loop.checkpoint_every_steps
         due = (
@@ -337,7 +409,9 @@ class Trainer:
             or bool(every_steps and st.step % every_steps == 0)
             or 0 < loop.checkpoint_every_min * 60 < time.monotonic() - self._last_ckpt
         )
-        return distributed.any_rank(due, self.dist)
+        stop = bool(getattr(self.preemption, "requested", False))
+        flags = distributed.any_rank_flags((due, stop), self.dist)
+        return flags[0], flags[1]
 
     def final_metrics(self, status: str) -> dict[str, float]:
         metric, st = self.task.metric, self.state
@@ -375,4 +449,12 @@ class Trainer:
                 self.state.step * self.task.items_per_step / max(self.state.train_time, 1e-9), 1
             ),
             "throughput_unit": f"{self.task.item_unit}/s",
+            **self._nonfinite_fields(),
         }
+
+    def _nonfinite_fields(self) -> dict[str, Any]:
+        """After a NaN/inf loss: the step it appeared at and the last finite loss before it."""
+        bad = self.nonfinite
+        if bad is None:
+            return {}
+        return {"nonfinite_step": bad.step, "last_finite_loss": bad.last_finite_loss}

@@ -20,8 +20,10 @@ from omegaconf import OmegaConf
 from legw_repro.fingerprint import flatten
 from legw_repro.rules import DECAY_BLOCKS, GNMT, MNIST, PTB, TASK_RULES, rules_for
 from legw_repro.spec import RunSpec, build_spec
+from legw_repro.train import run
 from legw_repro.validate import ConfigError, resolved
-from tests.helpers import make_cfg
+from tests.helpers import make_cfg, run_cli
+from tests.test_train import SMALL
 
 M, G = "task=mnist", "task=gnmt"
 
@@ -156,6 +158,31 @@ def test_rule_choices_follow_the_code():
     }
 
 
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["policy=linear", "batch_size=100000"], "batch_size=100000"),
+        (["task.eval_batch_size=3000"], "task.eval_batch_size=3000 leaves no evaluation window"),
+    ],
+)
+def test_limits_that_need_the_data_are_refused_before_training(
+    tmp_path, shared_data_dir, overrides, needle
+):
+    cfg = make_cfg(*SMALL, f"data_dir={shared_data_dir}", *overrides)
+    with pytest.raises(ConfigError) as e:
+        run(cfg, tmp_path / "run")
+    assert needle in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_unwritable_run_dir_is_refused(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(ConfigError, match=r"hydra.run.dir=.*a-file/run is not writable"):
+        run(make_cfg(*SMALL), blocker / "run")
+
+
 # -- arbitrary values at every key: valid, or a one-line ConfigError, never anything else --------
 @functools.cache
 def _base(task: str):
@@ -197,3 +224,35 @@ def test_any_override_is_valid_or_refused_in_one_line(case):
         assert str(e) and "\n" not in str(e)
     else:
         assert isinstance(spec, RunSpec)
+
+
+# -- the real command line: exit status 2, one line, no traceback ------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["task.max_train_tokens=-5"], "error: task.max_train_tokens=-5 must be"),
+        (["+batchsize=20"], "did you mean batch_size?"),
+        (["batchsize=20"], "did you mean batch_size?"),
+        (["precision=bf16", "device=cpu"], "error: precision='bf16'"),
+    ],
+)
+def test_cli_refuses_with_exit_2_and_no_traceback(tmp_path, args, needle):
+    res = run_cli(*SMALL, *args, f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert needle in res.stderr and "Traceback" not in res.stderr
+    assert [line for line in res.stderr.splitlines() if line.startswith("error:")] == [
+        res.stderr.strip().splitlines()[-1]
+    ]
+
+
+@pytest.mark.slow
+def test_cli_unwritable_run_dir_and_full_error(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    res = run_cli(*SMALL, f"hydra.run.dir={blocker / 'run'}", timeout=120)
+    assert res.returncode == 2 and "is not writable" in res.stderr
+    assert "Traceback" not in res.stderr
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    res = run_cli(*SMALL, "task.bptt=0", f"hydra.run.dir={tmp_path / 'run'}", timeout=120)
+    assert res.returncode != 0 and "Traceback" in res.stderr and "task.bptt=0" in res.stderr

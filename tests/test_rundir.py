@@ -1,0 +1,156 @@
+"""A run directory is bound to its configuration: resumed or skipped only by the configuration
+that started it, never retrained over by accident, and legible to a sweep (`run_state`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from legw_repro import rundir
+from legw_repro.fingerprint import config_values, differences, digest
+from legw_repro.records import RecordError
+from legw_repro.runlock import RunLock
+from legw_repro.train import run
+from tests.helpers import make_cfg, read_rows, summary
+from tests.test_train import SMALL
+
+SAME = ["same"]  # a stand-in difference list
+
+
+@pytest.mark.parametrize(
+    ("status", "has", "diff", "resume", "overwrite", "expected"),
+    [
+        (None, False, [], False, False, ("start", False)),
+        (None, False, [], True, False, ("start", False)),
+        ("completed", True, [], True, False, ("skip", False)),
+        ("diverged", True, [], True, False, ("skip", False)),
+        ("preempted", True, [], True, False, ("resume", False)),
+        ("running", True, [], True, False, ("resume", False)),
+        ("failed", True, [], True, False, ("resume", False)),
+        ("completed", True, SAME, True, True, ("start", True)),
+        ("completed", True, [], False, True, ("start", True)),
+        ("completed", True, [], False, False, "already holds a completed run"),
+        ("preempted", True, [], False, False, "already holds a preempted run"),
+        ("completed", True, ["batch_size: 20.0 -> 40.0"], True, False, "batch_size: 20.0 -> 40.0"),
+        ("running", True, ["x: 1 -> 2"], True, False, "another configuration"),
+    ],
+)
+def test_decide(tmp_path, status, has, diff, resume, overwrite, expected):
+    if isinstance(expected, str):
+        with pytest.raises(RecordError) as e:
+            rundir.decide(tmp_path, status, has, diff, resume=resume, overwrite=overwrite)
+        assert expected in str(e.value) and "overwrite=true" in str(e.value)
+        assert "\n" not in str(e.value)
+    else:
+        d = rundir.decide(tmp_path, status, has, diff, resume=resume, overwrite=overwrite)
+        assert (d.action, d.discard) == expected
+
+
+def test_fingerprint_holds_what_changes_the_result_and_nothing_else():
+    base = config_values(make_cfg())
+    same = [
+        "progress=false",
+        "wandb.mode=disabled",
+        "resume=true",
+        "overwrite=true",
+        "data_dir=/elsewhere",
+        "device=cpu",
+        "checkpoint_every_steps=7",
+        "checkpoint_every_min=1",
+        "dist_timeout_s=30",
+        "task.sgd.base_lr=20",  # an int is the same number as 20.0
+    ]
+    for override in same:
+        assert digest(config_values(make_cfg(override))) == digest(base), override
+    for override in ["task.sgd.base_lr=5", "batch_size=40", "task.model.size=medium", "seed=1"]:
+        other = config_values(make_cfg(override))
+        assert digest(other) != digest(base), override
+        assert len(differences(base, other)) >= 1
+
+
+def test_a_record_from_before_fingerprints_is_compared_on_its_own_keys(tmp_path):
+    cfg = make_cfg()
+    values = config_values(cfg)
+    old = {k: v for k, v in values.items() if k != "task.schedule.handover"}  # an older schema
+    from omegaconf import OmegaConf
+
+    legacy = OmegaConf.to_container(cfg, resolve=True)
+    del legacy["task"]["schedule"]["handover"]
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(legacy))
+    summary_v2 = {"status": "completed"}  # no "fingerprint"
+    assert rundir.config_difference(tmp_path, summary_v2, values) == []
+    assert differences(old, values, common_only=True) == []
+    changed = config_values(make_cfg("task.sgd.base_lr=5"))
+    assert rundir.config_difference(tmp_path, summary_v2, changed) == [
+        "task.sgd.base_lr: 20.0 -> 5.0"
+    ]
+
+
+# -- one finished run, then everything a relaunch may try on it ----------------------------------
+@pytest.fixture(scope="module")
+def finished_dir(tmp_path_factory, shared_data_dir):
+    rd = tmp_path_factory.mktemp("done")
+    assert run(make_cfg(*SMALL, f"data_dir={shared_data_dir}"), rd)["status"] == "completed"
+    return rd
+
+
+@pytest.fixture
+def finished(finished_dir, tmp_path):
+    rd = tmp_path / "run"
+    shutil.copytree(finished_dir, rd)
+    return rd
+
+
+def _cfg(data_dir, *extra):
+    return make_cfg(*SMALL, f"data_dir={data_dir}", *extra)
+
+
+@pytest.mark.slow
+def test_finished_run_is_skipped_only_with_the_same_fingerprint(finished, shared_data_dir):
+    before = summary(finished)
+    s = run(
+        _cfg(shared_data_dir, "resume=true", "progress=true", "checkpoint_every_steps=3"), finished
+    )
+    assert s["finished_at"] == before["finished_at"] == summary(finished)["finished_at"]
+    # the issue's second case: a finished batch-8 run asked for as batch 16 returned batch 8
+    with pytest.raises(RecordError) as e:
+        run(_cfg(shared_data_dir, "resume=true", "batch_size=16"), finished)
+    msg = str(e.value)
+    assert "batch_size: 8.0 -> 16.0" in msg and "hydra.run.dir" in msg and "overwrite=true" in msg
+    assert summary(finished) == before
+
+
+@pytest.mark.slow
+def test_a_finished_result_is_not_retrained_by_accident(finished, shared_data_dir):
+    before = summary(finished)
+    with pytest.raises(RecordError, match="already holds a completed run"):
+        run(_cfg(shared_data_dir), finished)
+    assert summary(finished) == before
+
+
+@pytest.mark.slow
+def test_overwrite_discards_the_old_record_and_starts_over(finished, shared_data_dir):
+    old = summary(finished)
+    s = run(_cfg(shared_data_dir, "batch_size=16", "overwrite=true"), finished)
+    assert s["status"] == "completed" and s["batch_size"] == 16
+    assert s["fingerprint"] != old["fingerprint"] and s["started_at"] >= old["started_at"]
+    steps = [r["step"] for r in read_rows(finished, "train")]
+    assert steps == list(range(1, s["total_steps"] + 1))  # no batch-8 rows left behind
+
+
+@pytest.mark.slow
+def test_run_state_tells_a_sweep_what_to_do(finished, tmp_path):
+    assert rundir.run_state(tmp_path / "nothing") == "new"
+    assert rundir.run_state(finished) == "finished"
+    s = summary(finished)
+    (finished / "summary.json").write_text(json.dumps({**s, "status": "running"}))
+    with RunLock(finished):
+        assert rundir.run_state(finished) == "active"
+    assert rundir.run_state(finished) == "resumable"  # its lock holder is gone
+    (finished / "run.lock").unlink()  # a record from before the lock: the heartbeat decides
+    assert rundir.run_state(finished, stale_after_s=1e9) == "active"
+    assert rundir.run_state(finished, stale_after_s=0) == "resumable"
+    (finished / "summary.json").write_text(json.dumps({**s, "status": "preempted"}))
+    assert rundir.run_state(finished) == "resumable"
