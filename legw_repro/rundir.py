@@ -50,18 +50,17 @@ def holds_record(run_dir: Path) -> bool:
 
 def config_difference(run_dir: Path, summary: dict[str, Any] | None, values: dict) -> list[str]:
     """The keys whose values differ from the configuration the directory was started with
-    (empty: the same). A record from before fingerprints is compared on the keys its
-    config.yaml has."""
-    old = recorded_values(run_dir)
+    (empty: the same). Equal fingerprints are the fast path; otherwise the run's config.yaml is
+    compared key by key, on the keys both configurations have: a key added to configs/ since
+    the run started (its default keeps the old behaviour) must not orphan every run directory
+    written before it, nor must a record from before fingerprints."""
     stored = (summary or {}).get("fingerprint")
     if stored and stored == digest(values):
         return []
+    old = recorded_values(run_dir)
     if old is None:
         return ["config.yaml: missing or unreadable, so the configuration cannot be compared"]
-    diff = differences(old, values, common_only=not stored)
-    if stored and not diff:
-        return ["config.yaml: does not match the fingerprint in summary.json (edited by hand?)"]
-    return diff
+    return differences(old, values, common_only=True)
 
 
 def _listing(diff: list[str]) -> str:

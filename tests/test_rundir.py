@@ -70,7 +70,7 @@ def test_fingerprint_holds_what_changes_the_result_and_nothing_else():
         assert len(differences(base, other)) >= 1
 
 
-def test_a_record_from_before_fingerprints_is_compared_on_its_own_keys(tmp_path):
+def test_a_key_added_since_the_run_started_is_not_a_difference(tmp_path):
     cfg = make_cfg()
     values = config_values(cfg)
     old = {k: v for k, v in values.items() if k != "task.schedule.handover"}  # an older schema
@@ -81,6 +81,8 @@ def test_a_record_from_before_fingerprints_is_compared_on_its_own_keys(tmp_path)
     (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(legacy))
     summary_v2 = {"status": "completed"}  # no "fingerprint"
     assert rundir.config_difference(tmp_path, summary_v2, values) == []
+    older_code = {"status": "completed", "fingerprint": digest(old)}  # before the key existed
+    assert rundir.config_difference(tmp_path, older_code, values) == []
     assert differences(old, values, common_only=True) == []
     changed = config_values(make_cfg("task.sgd.base_lr=5"))
     assert rundir.config_difference(tmp_path, summary_v2, changed) == [
