@@ -48,6 +48,11 @@ class Preempted(Exception):
             "(status 'preempted'); rerun with resume=true to continue"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable without the earlier handler: launchers (joblib, submitit) send a job's
+        exception back to the sweep process."""
+        return (Preempted, (self.signum, self.step, self.run_dir))
+
 
 class PreemptionGuard:
     """`with PreemptionGuard() as guard:` while training; `guard.signum` is the first signal

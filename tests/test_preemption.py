@@ -11,6 +11,7 @@ signal) runs the real command line, in the slow suite.
 from __future__ import annotations
 
 import logging
+import pickle
 import shutil
 import signal
 
@@ -144,6 +145,12 @@ def test_hand_over_raises_in_a_multirun_and_exits_75_alone():
     with pytest.raises(SystemExit) as e:
         hand_over(_preempted(), multirun=False)
     assert e.value.code == 75
+
+
+def test_preempted_crosses_a_process_boundary():
+    back = pickle.loads(pickle.dumps(_preempted(lambda s, f: None)))
+    assert (back.signum, back.step, back.run_dir) == (signal.SIGUSR1, 7, "runs/x")
+    assert "resume=true" in str(back) and back.previous is None
 
 
 def test_guard_remembers_the_previous_handler_and_restores_it():
