@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,39 @@ def test_the_tasks_of_a_submitit_job_are_the_ranks_of_one_run(basic, tmp_path, s
         checkpoint_params(basic / "sqrt_legw/b20-s0"),
     )
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-5
+
+
+def test_a_preempted_submitit_job_is_requeued_and_resumes(tmp_path, shared_data_dir):
+    """USR1 mid-run: the run checkpoints and hands over to submitit's handler, which requeues
+    the job; the requeued job resumes the run (resume=true) and the sweep gets its result."""
+    import psutil
+
+    cmd = [sys.executable, "-m", "legw_repro.train", "-m", *GRID[:1], "batch_size=20"]
+    cmd += ["policy=sqrt_legw", "progress=false", "checkpoint_every_steps=5"]
+    cmd += ["hydra/launcher=local_submitit", f"data_dir={shared_data_dir}"]
+    env = _env(tmp_path, SUBMITIT_PREEMPT_SIGNAL="USR1")
+    sweep = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    run = tmp_path / "ptb" / "smoke" / "sqrt_legw" / "b20-s0"
+    task = None
+    for _ in range(1200):  # the job's task process, once it has trained a few steps
+        metrics = run / "metrics.jsonl"
+        rows = metrics.read_text().count('"train"') if metrics.exists() else 0
+        procs = psutil.process_iter(["cmdline"])
+        tasks = [p for p in procs if "submitit.core._submit" in " ".join(p.info["cmdline"] or [])]
+        task = next((p for p in tasks if str(tmp_path) in " ".join(p.info["cmdline"])), None)
+        if task is not None and rows >= 3:
+            break
+        sweep.poll()
+        assert sweep.returncode is None, sweep.communicate()[0][-3000:]
+        time.sleep(0.1)
+    assert task is not None
+    task.send_signal(signal.SIGUSR1)
+    out = sweep.communicate(timeout=600)[0]
+    assert sweep.returncode == 0, out[-3000:]
+    logs = "".join(p.read_text() for p in (tmp_path / "ptb/smoke/.submitit").rglob("*_log.*"))
+    assert "Requeued job" in logs
+    s = summary(run)
+    assert s["status"] == "completed" and s["steps_done"] == s["total_steps"]
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    train = [r["step"] for r in rows if r["kind"] == "train"]
+    assert train == list(range(1, s["total_steps"] + 1))  # every step once, none lost
