@@ -4,9 +4,10 @@ Pure: `legw_repro/calibrate.py` measures `Sample`s (a few optimizer steps at the
 smallest and largest batch, on this machine); this module turns them into each run's steps and
 seconds and the sweep's wall time with some runs side by side. The model is deliberately
 simple -- a step costs a + c * batch seconds (a line through the two samples), an epoch has
-the same number of items at every batch, and every run pays the start-up measured -- so the
-estimate is as good as those assumptions: evaluation passes are not in it (they add a few
-percent per epoch), and runs side by side are assumed not to slow each other down.
+the same number of items at every batch, and each worker pays the measured start-up once (a
+sweep's launcher imports torch once per worker process, not once per run) -- so the estimate is
+as good as those assumptions: evaluation passes are not in it (they add a few percent per
+epoch), and runs side by side are assumed not to slow each other down.
 """
 
 from __future__ import annotations
@@ -48,14 +49,14 @@ def run_steps(samples: Sequence[Sample], batch: int, epochs: float) -> int:
 
 
 def run_seconds(samples: Sequence[Sample], batch: int, epochs: float) -> float:
-    startup = max(s.startup_s for s in samples)
-    return startup + run_steps(samples, batch, epochs) * step_seconds(samples, batch)
+    return run_steps(samples, batch, epochs) * step_seconds(samples, batch)
 
 
-def makespan(durations: Sequence[float], workers: int) -> float:
+def makespan(durations: Sequence[float], workers: int, startup_s: float = 0.0) -> float:
     """Wall time of running `durations` on `workers` side by side, longest first, each to the
-    worker that frees up first (what a process pool does with a sorted queue)."""
-    loads = [0.0] * max(1, workers)
+    worker that frees up first (what a process pool does with a sorted queue), each worker
+    starting `startup_s` late."""
+    loads = [startup_s] * max(1, workers)
     for d in sorted(durations, reverse=True):
         heapq.heappush(loads, heapq.heappop(loads) + d)
     return max(loads)

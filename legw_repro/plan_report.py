@@ -68,7 +68,8 @@ def print_plan(grids: Grids, jobs: int = 1) -> int:
     where = "one run at a time" if jobs == 1 else f"{jobs} runs side by side, one thread each"
     print(
         f"==> {len(todo)} runs to train, {sum(r[4] for r in rows)} optimizer steps: "
-        f"about {cost.human(cost.makespan(todo, jobs))} of wall time ({where}; "
+        f"about {cost.human(cost.makespan(todo, jobs, max(s.startup_s for s in samples)))} "
+        f"of wall time ({where}; "
         "evaluation passes not included). Nothing was written into the runs directory."
     )
     return 0
