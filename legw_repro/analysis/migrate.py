@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.collect import find_summaries
@@ -31,6 +31,7 @@ from legw_repro.analysis.history import read_rows
 from legw_repro.records import atomic_write_text
 from legw_repro.schedule import ScheduleSpec, learning_rate, schedule_summary
 from legw_repro.spec import RunSpec, build_spec
+from legw_repro.validate import CONFIGS
 
 VERSION = 2
 
@@ -60,6 +61,21 @@ def check_lr(rows: list[dict[str, Any]], spec: RunSpec, run_dir: Path) -> None:
             )
 
 
+def run_config(run_dir: Path) -> DictConfig:
+    """The run's config.yaml on top of today's composed defaults: a key added to configs/ since
+    the run was recorded (a new trainer option) did not exist then, so its default is what the
+    run did; every key the run recorded keeps the run's value."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    old = OmegaConf.load(run_dir / "config.yaml")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
+        base = compose("train", overrides=[f"task={old.task.name}"])
+    OmegaConf.set_struct(base, False)
+    return OmegaConf.merge(base, old)
+
+
 def lr_stats(summary: dict[str, Any]) -> dict[str, Any]:
     """``handover``, ``max_lr`` and ``mean_lr`` (per optimizer step) of a v2 summary's schedule:
     the fields the trainer writes since the hand-over forms exist, for records written before."""
@@ -79,7 +95,7 @@ def migrate_run(run_dir: Path) -> bool:
         return True
     if not (run_dir / "config.yaml").is_file():
         raise AnalysisError(f"{run_dir}: no config.yaml to take clip, model and spec from")
-    cfg = OmegaConf.load(run_dir / "config.yaml")
+    cfg = run_config(run_dir)
     spec = build_spec(cfg, int(summary.get("world_size", 1)))
     spec = dataclasses.replace(spec, device=str(summary.get("device", spec.device)))
     spe = int(summary["steps_per_epoch"])
