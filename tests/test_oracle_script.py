@@ -41,37 +41,18 @@ def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
 
     monkeypatch.setattr(oracle, "train", fake_train)
     monkeypatch.setattr(oracle, "REPO", tmp_path)
-    args = oracle.parse_args(
-        [
-            "--task",
-            "mnist",
-            "--scale",
-            "cpu",
-            "--batch-sizes",
-            "128,8192",
-            "--seeds",
-            "0,1",
-            "--runs-dir",
-            str(tmp_path / "runs"),
-        ]
-    )
-    assert (
-        oracle.main(
-            [
-                "--task",
-                "mnist",
-                "--scale",
-                "cpu",
-                "--batch-sizes",
-                "128,8192",
-                "--seeds",
-                "0,1",
-                "--runs-dir",
-                str(tmp_path / "runs"),
-            ]
-        )
-        == 0
-    )
+    argv = [
+        "--task",
+        "mnist",
+        "--scale",
+        "cpu",
+        "--batch-sizes",
+        "128,8192",
+        "--seeds",
+        "0,1",
+        "--runs-dir",
+    ]
+    assert oracle.main([*argv, str(tmp_path / "runs")]) == 0
     searched = {b: sorted(m for bb, s, m in trained if bb == b and s == 0) for b in (128, 8192)}
     assert searched[128] == [0.25, 0.5, 1.0, 2.0, 4.0]  # best x2 is interior: no widening
     assert searched[8192] == [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0]  # widened twice past x4
@@ -83,4 +64,3 @@ def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
     assert sum(1 for _, s, _ in trained if s == 0) == 12
     grid = (tmp_path / "results" / "mnist-oracle" / "search.csv").read_text().splitlines()
     assert len(grid) == 1 + 12 and grid[0].startswith("batch_size,lr_multiplier")
-    assert args.task == "mnist"
