@@ -4,11 +4,13 @@ One code path for a CPU laptop, one GPU, and torchrun DDP over many GPUs and nod
 every optimizer step: the task's micro-batches for this rank -> forward/backward (DDP averages
 gradients across ranks on the last micro-batch) -> clip -> optimizer step -> LEGW schedule step
 -> one metrics row. At every epoch end: evaluate on the validation split and checkpoint; also
-checkpoint every `checkpoint_every_min` minutes. A NaN/inf loss (at that very step:
-legw_repro/nonfinite.py), or a loss far above where it started, stops the run with status
-"diverged" instead of crashing a sweep. A preemption signal (legw_repro/preemption.py) stops it
-after the current step with a checkpoint and status "preempted". Checkpoints are written and
-read by legw_repro/checkpoint.py (last.pt, with prev.pt to fall back on).
+checkpoint every `checkpoint_every_min` minutes. A NaN/inf loss (named at its own step), or a
+loss far above where it started, stops the run with status "diverged" instead of crashing a
+sweep. No step waits for the device: losses stay there and are read every `sync_every` steps
+(legw_repro/losslog.py; every step on a CPU, where a read costs nothing). A preemption signal
+(legw_repro/preemption.py) stops the run at the next read with a checkpoint and status
+"preempted". Checkpoints are written and read by legw_repro/checkpoint.py (last.pt, with prev.pt
+to fall back on).
 """
 
 from __future__ import annotations
@@ -32,24 +34,13 @@ from tqdm import tqdm
 from legw_repro import checkpoint, distributed
 from legw_repro.checkpoint import CheckpointMismatch
 from legw_repro.distributed import DistInfo
-from legw_repro.nonfinite import NonFinite, NonFiniteWatch
+from legw_repro.losslog import LossLog, sync_every
+from legw_repro.nonfinite import NonFinite
+from legw_repro.optim import build_optimizer
 from legw_repro.records import RunRecord
 from legw_repro.schedule import LEGWScheduler, schedule_summary
-from legw_repro.spec import OptimizerSpec, RunSpec
+from legw_repro.spec import RunSpec
 from legw_repro.tasks.base import Task
-
-
-def build_optimizer(opt: OptimizerSpec, model: nn.Module) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
-    if opt.name == "sgd":
-        return torch.optim.SGD(
-            params, lr=opt.base_lr, momentum=opt.momentum, weight_decay=opt.weight_decay
-        )
-    if opt.name == "adam":
-        return torch.optim.Adam(
-            params, lr=opt.base_lr, betas=opt.betas, eps=opt.eps, weight_decay=opt.weight_decay
-        )
-    raise ValueError(f"policy.optimizer={opt.name!r} is unknown; choose 'sgd' or 'adam'")
 
 
 def seed_everything(seed: int) -> None:
@@ -88,8 +79,6 @@ def _to(obj: Any, device: torch.device) -> Any:
 #: seconds between heartbeats (summary.json "heartbeat_at") while steps run; checkpoints and
 #: evaluations also beat
 HEARTBEAT_S = 60.0
-#: steps between reads of the non-finite watch (1: stop at the bad step itself; see nonfinite.py)
-NONFINITE_POLL_EVERY = 1
 
 
 @dataclass(frozen=True)
@@ -145,6 +134,7 @@ class Trainer:
             else self.model
         )
         self.optimizer = build_optimizer(spec.optimizer, self.model)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]  # clipped each step
         self.spe = task.steps_per_epoch
         self.scheduler = LEGWScheduler(self.optimizer, self.spe, spec.schedule)
         self.total_steps = max(1, round(float(spec.epochs) * self.spe))
@@ -156,7 +146,12 @@ class Trainer:
             else contextlib.nullcontext()
         )
         self._last_ckpt = self._t_start = self._last_beat = time.monotonic()
-        self.watch = NonFiniteWatch(self.device)
+        #: steps between reads of the losses (losslog.py): the step itself never waits for the
+        #: device; a NaN is still named at its own step, and found at most this many steps later
+        self.sync_every = sync_every(self.device)
+        self.losses = LossLog(self.device)
+        self._rows: list[dict[str, Any]] = []  # training rows waiting for their loss
+        self._postfix_at = 0  # the step of the progress bar's last loss figure
         self.nonfinite: NonFinite | None = None
         self.heartbeat: Any = None
         self.preemption: Any = None
@@ -218,22 +213,24 @@ class Trainer:
 
     # -- the loop ---------------------------------------------------------------------------
     def train_step(self, micro_batches: list[Any]) -> torch.Tensor:
+        """One optimizer step; this rank's mean loss over its micro-batches, left on the device
+        (no host sync here: clipping and the optimizer stay on the device too; the ranks' losses
+        are averaged when they are read, see LossLog)."""
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum = torch.zeros((), device=self.device)
+        loss_sum: torch.Tensor | None = None
         n = len(micro_batches)
         for i, mb in enumerate(micro_batches):
             # DDP all-reduces gradients only on the last micro-batch
             sync = self.dist.distributed and i < n - 1
             with self.net.no_sync() if sync else contextlib.nullcontext(), self.autocast:
                 loss, self.carry[i] = self.task.loss(self.net, mb, self.carry[i])
-            (loss / n).backward()
-            loss_sum += loss.detach()
+            (loss / n if n > 1 else loss).backward()
+            loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
         if self.spec.optimizer.clip is not None:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.optimizer.clip)
+            torch.nn.utils.clip_grad_norm_(self.params, self.spec.optimizer.clip)
         self.optimizer.step()
         self.scheduler.step()
-        # the global-batch mean loss, identical on every rank (so they agree on divergence)
-        return distributed.all_reduce_sum(loss_sum / n, self.dist) / self.dist.world_size
+        return loss_sum / n if n > 1 else loss_sum
 
     def evaluate(self, split: str) -> dict[str, float]:
         with self.autocast:
@@ -257,11 +254,13 @@ class Trainer:
                 st.best_metric = result[metric]
         return result
 
-    def diverged(self, loss: float) -> str | None:
-        """The reason when a finite loss has grown far above its start (diverge_factor)."""
+    def diverged(self, loss: float, step: int | None = None) -> str | None:
+        """The reason when a finite loss has grown far above its start (diverge_factor); `step`:
+        the step of `loss` (default: the current one)."""
         st = self.state
+        step = st.step if step is None else step
         if not math.isfinite(loss):
-            return f"loss is {loss} at step {st.step}"
+            return f"loss is {loss} at step {step}"
         if st.initial_loss is None:
             st.initial_loss = loss
         st.recent = (st.recent + [loss])[-20:]
@@ -270,7 +269,7 @@ class Trainer:
         if len(st.recent) == 20 and mean > limit:
             return (
                 f"mean loss of the last 20 steps {mean:.3g} exceeds diverge_factor x initial loss "
-                f"= {limit:.3g} at step {st.step}"
+                f"= {limit:.3g} at step {step}"
             )
         return None
 
@@ -325,37 +324,30 @@ class Trainer:
 
     def _step(self, micro: list[Any], bar: tqdm) -> Stop | None:
         """One optimizer step and what follows it (row, eval, checkpoint); a Stop when the run
-        diverged or was preempted, else None."""
+        diverged or was preempted, else None. The loss stays on the device until the next read
+        (`_read`); a step that is not a read step never waits for the device."""
         st, loop = self.state, self.spec.loop
         t0 = time.monotonic()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
-        loss_t = self.train_step(micro)
-        self.watch.observe(loss_t, st.step + 1)
-        loss = loss_t.item()
+        self.losses.push(self.train_step(micro))
         st.step += 1
         st.train_time += time.monotonic() - t0
         st.wall_time = time.monotonic() - self._t_start
-        self.record.log(self._train_row(lr, loss))
+        self._rows.append(self._train_row(lr, None))
         bar.update(1)
-        if st.step % 10 == 0 or st.step == self.total_steps:
-            rate = st.step * self.task.items_per_step / max(st.train_time, 1e-9)
-            unit = f"{self.task.item_unit}/s"
-            bar.set_postfix(
-                loss=f"{loss:.3f}", lr=f"{lr:.3g}", **{unit: f"{rate:.0f}"}, refresh=False
-            )
-        if st.step % NONFINITE_POLL_EVERY == 0:
-            self.nonfinite = self.watch.poll()
-            if self.nonfinite is not None:
-                return Stop("diverged", self.nonfinite.reason())
-        why = self.diverged(loss)
-        if why:
-            return Stop("diverged", why)
         done = st.step >= self.total_steps
-        if st.step % max(1, round(loop.eval_every_epochs * self.spe)) == 0 or done:
-            self.evaluate("valid")
-            self.model.train()
-            self._beat(force=True)
-        due, stop = self._checkpoint_due(done)
+        evaluate = st.step % max(1, round(loop.eval_every_epochs * self.spe)) == 0 or done
+        due = stop = False
+        if evaluate or self._read_due(done):
+            diverged = self._read(bar)
+            if diverged is not None:
+                return diverged
+            if evaluate:
+                self.evaluate("valid")
+                self.model.train()
+                self._beat(force=True)
+            # a collective: every rank reads at the same steps, so they all agree here
+            due, stop = self._checkpoint_due(done)
         if due or stop:
             self.save_checkpoint()
             self._last_ckpt = time.monotonic()
@@ -366,6 +358,44 @@ class Trainer:
         if stop and not done:
             return Stop("preempted", self._preempted_reason())
         return None
+
+    def _read_due(self, done: bool) -> bool:
+        """Read the losses every `sync_every` steps, at the end, and where a checkpoint is due
+        on every rank alike (epoch ends, every `checkpoint_every_steps`): its rows come first."""
+        step, every = self.state.step, self.spec.loop.checkpoint_every_steps
+        return done or any(step % n == 0 for n in (self.sync_every, self.spe, every) if n)
+
+    def _read(self, bar: tqdm) -> Stop | None:
+        """The pending steps' losses to the host (one sync): their rows are written, then checked
+        in step order -- a NaN/inf at its own step, the divergence rule -- the first one found
+        stops the run (status "diverged"), naming its step."""
+        rows, self._rows = self._rows, []
+        losses = self.losses.read(self.dist)
+        for row, loss in zip(rows, losses, strict=True):
+            row["loss"] = loss
+            self.record.log(row)
+        self._show(bar, rows[-1])
+        bad = self.losses.first_nonfinite(losses, rows[0]["step"])
+        for row, loss in zip(rows, losses, strict=True):
+            if bad is not None and row["step"] == bad.step:
+                self.nonfinite = bad
+                return Stop("diverged", bad.reason())
+            why = self.diverged(loss, row["step"])
+            if why:
+                return Stop("diverged", why)
+        return None
+
+    def _show(self, bar: tqdm, row: dict[str, Any]) -> None:
+        """The progress bar's loss, LR and rate, refreshed at most every 10 steps."""
+        st = self.state
+        if st.step - self._postfix_at < 10 and st.step < self.total_steps:
+            return
+        self._postfix_at = st.step
+        rate = st.step * self.task.items_per_step / max(st.train_time, 1e-9)
+        unit = f"{self.task.item_unit}/s"
+        bar.set_postfix(
+            loss=f"{row['loss']:.3f}", lr=f"{row['lr']:.3g}", **{unit: f"{rate:.0f}"}, refresh=False
+        )
 
     def _preempted_reason(self) -> str:
         signum = getattr(self.preemption, "signum", None)
@@ -383,7 +413,7 @@ class Trainer:
             self._last_beat = time.monotonic()
             self.heartbeat()
 
-    def _train_row(self, lr: float, loss: float) -> dict[str, Any]:
+    def _train_row(self, lr: float, loss: float | None) -> dict[str, Any]:
         """Record v2: `lr` applied over the whole step, from `epoch_start` to `epoch`."""
         step = self.state.step
         return {

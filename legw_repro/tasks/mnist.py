@@ -125,13 +125,14 @@ class MNISTTask(Task):
 
     def train_batches(self, epoch: int, start_step: int = 0) -> Iterator[list[Any]]:
         x, y = self.split("train")
-        perm = epoch_permutation(self.n_train, self.seed, epoch)
+        # on the device once per epoch: a copy per step would make each step wait for the GPU
+        perm = epoch_permutation(self.n_train, self.seed, epoch).to(self.device)
         slices = rank_slices(
             self.batch_size, self.dist.rank, self.dist.world_size, self.accum_steps
         )
         b = self.batch_size
         for i in range(start_step, self.steps_per_epoch):
-            idx = perm[i * b : (i + 1) * b].to(self.device)
+            idx = perm[i * b : (i + 1) * b]
             yield [(x[idx[s]], y[idx[s]]) for s in slices]
 
     # -- model ------------------------------------------------------------------------------
