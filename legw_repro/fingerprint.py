@@ -13,8 +13,8 @@ left out (`EXCLUDED`) cannot change a trained weight or a recorded metric: where
 output live, progress bars, W&B, the resume/overwrite switches, how often checkpoints are
 written (resume is bit-exact from any of them), the DDP timeout, test hooks, the subword cache
 location, and where tensors sit (`device`, the MNIST CPU chunking, the world size -- a
-checkpoint refuses another world size by itself). Numbers are compared as floats, so `20` and
-`20.0` are one value.
+checkpoint refuses another world size by itself) and how the step is launched (`cuda_graphs`:
+the same kernels, replayed). Numbers are compared as floats, so `20` and `20.0` are one value.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ EXCLUDED: tuple[str, ...] = (
     "overwrite",
     "data_dir",
     "device",
+    "cuda_graphs",
     "checkpoint_every_min",
     "checkpoint_every_steps",
     "dist_timeout_s",

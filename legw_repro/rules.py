@@ -159,6 +159,7 @@ COMMON: dict[str, Rule] = {
     "data_dir": TEXT,
     "device": choice("auto", "cpu", "cuda"),
     "precision": choice("fp32", "bf16"),
+    "cuda_graphs": BOOL,
     "accum_steps": integer(),
     "resume": BOOL,
     "overwrite": BOOL,

@@ -122,6 +122,7 @@ def _train(
             record,
             progress=bool(cfg.progress),
             crash_at_step=int(cfg.get("crash_at_step") or 0),
+            cuda_graphs=bool(cfg.get("cuda_graphs", False)),
         )
     if action == "resume":
         trainer.restore()  # before the record is touched: a refusal leaves it as it was

@@ -10,7 +10,7 @@ sweep. No step waits for the device: losses stay there and are read every `sync_
 (legw_repro/losslog.py; every step on a CPU, where a read costs nothing). A preemption signal
 (legw_repro/preemption.py) stops the run at the next read with a checkpoint and status
 "preempted". Checkpoints are written and read by legw_repro/checkpoint.py (last.pt, with prev.pt
-to fall back on).
+to fall back on). `cuda_graphs=true` replays the step as one CUDA graph (legw_repro/cudagraph.py).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from legw_repro import checkpoint, distributed
 from legw_repro.checkpoint import CheckpointMismatch
+from legw_repro.cudagraph import GraphedStep
 from legw_repro.distributed import DistInfo
 from legw_repro.losslog import LossLog, sync_every
 from legw_repro.nonfinite import NonFinite
@@ -117,6 +118,7 @@ class Trainer:
         *,
         progress: bool = True,
         crash_at_step: int = 0,
+        cuda_graphs: bool = False,
     ) -> None:
         self.spec = spec
         self.task = task
@@ -156,6 +158,7 @@ class Trainer:
         self.heartbeat: Any = None
         self.preemption: Any = None
         self.resumed_from: str | None = None  # the checkpoint file restored, if any
+        self.graphed = GraphedStep.of(self) if cuda_graphs else None  # the step as a CUDA graph
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -216,6 +219,12 @@ class Trainer:
         """One optimizer step; this rank's mean loss over its micro-batches, left on the device
         (no host sync here: clipping and the optimizer stay on the device too; the ranks' losses
         are averaged when they are read, see LossLog)."""
+        if self.graphed is not None:
+            return self.graphed.step(micro_batches)
+        return self.eager_step(micro_batches)
+
+    def eager_step(self, micro_batches: list[Any]) -> torch.Tensor:
+        """`train_step` run op by op (also the CUDA graph's warm-up steps)."""
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum: torch.Tensor | None = None
         n = len(micro_batches)
