@@ -37,6 +37,7 @@ sys.path.insert(0, str(REPO))
 from legw_repro.bench import measure as m  # noqa: E402
 from legw_repro.bench.flops import peak_flops  # noqa: E402
 from legw_repro.bench.report import machine, rows_of, table, window_rows, write_csv  # noqa: E402
+from legw_repro.cudagraph import FIXED_SHAPE_TASKS  # noqa: E402
 from legw_repro.data.download import resolve_data_dir  # noqa: E402
 from legw_repro.distributed import resolve_device  # noqa: E402
 
@@ -52,6 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--block-s", type=float, default=1.0, help="seconds per block (>= 1 step)")
     ap.add_argument("--budget-s", type=float, default=24.0, help="timed seconds per batch size")
     ap.add_argument("--warmup", type=int, default=2, help="untimed steps per loop")
+    ap.add_argument("--max-blocks", type=int, default=12, help="blocks per loop at most")
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--overrides", nargs="*", default=[], help="Hydra overrides for the trainer")
     ap.add_argument(
@@ -85,7 +87,7 @@ def settings(args: argparse.Namespace, task: str) -> list[m.Setting]:
         s = m.Setting(task, b, args.device, bench.scale, data_dir, bench.extra, args.precision,
                       tuple(args.overrides))  # fmt: skip
         out.append(s)
-        if b in graphs and task in ("ptb", "mnist"):  # cudagraph.FIXED_SHAPE_TASKS
+        if b in graphs and task in FIXED_SHAPE_TASKS:
             out.append(replace(s, overrides=(*s.overrides, "cuda_graphs=true")))
     return out
 
@@ -110,7 +112,8 @@ def _result(out: str) -> dict | None:
 def run_measure(args: argparse.Namespace, s: m.Setting) -> dict | None:
     """One measurement in its own process; None (and the error printed) if it failed."""
     job = {"kind": "measure", "setting": asdict(s), "block_s": args.block_s,
-           "budget_s": args.budget_s, "warmup": args.warmup, "nosync": args.device == "cuda"}  # fmt: skip
+           "budget_s": args.budget_s, "warmup": args.warmup, "nosync": args.device == "cuda",
+           "max_blocks": args.max_blocks}  # fmt: skip
     try:
         p = subprocess.run(_command(args, job), capture_output=True, text=True,
                            env=_child_env(args), timeout=args.timeout_s, cwd=REPO)  # fmt: skip
@@ -158,7 +161,8 @@ def child(args: argparse.Namespace) -> None:
     s = m.Setting(**{**job["setting"], "extra": tuple(job["setting"]["extra"]),
                      "overrides": tuple(job["setting"]["overrides"])})  # fmt: skip
     if job["kind"] == "measure":
-        res = m.measure(s, job["block_s"], job["budget_s"], job["warmup"], job["nosync"])
+        res = m.measure(s, job["block_s"], job["budget_s"], job["warmup"], job["nosync"],
+                        job["max_blocks"])  # fmt: skip
     else:
         res = m.measure_window(s, job["seconds"], Path(job["barrier"]), job["rank"], job["n"])
     print(RESULT + json.dumps(res), flush=True)

@@ -73,24 +73,21 @@ class FakeBare:
     def __init__(self):
         self.calls = []
 
-    def run(self, batches, sync=True):
-        self.calls.append(([b[0] for b in batches], sync))
+    def step(self, micro, sync=True):
+        self.calls.append((micro[0], sync))
 
 
-def test_alternator_runs_the_bare_loop_on_the_trainers_batches():
+def test_alternator_runs_the_bare_loop_over_the_trainers_steps():
     bare = FakeBare()
-    alt = Alternator(bare, FakeClock(), Plan(steps_per_block=3, blocks=2), warmup=2, nosync=True)
+    batches_from = lambda i: iter([[j] for j in range(i, 100)])  # noqa: E731 - step j's batch
+    alt = Alternator(bare, FakeClock(), Plan(steps_per_block=3, blocks=2), 2, batches_from, True)
     for i in range(alt.trainer_steps):  # what the wrapped train_batches does before each step
         alt.tick([i])
     assert alt.trainer_steps == 2 + 6 + 1
     assert [b.loop for b in alt.blocks] == ["trainer", "bare_sync", "bare_nosync"] * 2
     assert all(b.steps == 3 for b in alt.blocks)
-    assert bare.calls == [
-        ([2, 3, 4], True),
-        ([2, 3, 4], False),
-        ([5, 6, 7], True),
-        ([5, 6, 7], False),
-    ]
+    steps = [(2, True), (3, True), (4, True), (2, False), (3, False), (4, False)]
+    assert bare.calls == steps + [(s + 3, sync) for s, sync in steps]
 
 
 class TinyLM:

@@ -3,9 +3,10 @@
 Why inside the trainer's own run: the figure for "the suite's trainer" must include everything
 a run does per step (schedule, rows, checks, checkpoint flags, progress bar), so the harness runs
 `legw_repro.train.run` unchanged and only wraps the task's batch iterator (`ticking`). Every
-`steps_per_block` trainer steps the wrapper stops the clock, runs the bare loop on exactly the
-batches the trainer just trained on (same shapes, same sentence lengths), and restarts it: the
-blocks alternate trainer, bare, trainer, bare, ... on one machine state.
+`steps_per_block` trainer steps the wrapper stops the clock, runs the bare loop over the same
+steps of the epoch -- the same batches (same shapes, same sentence lengths), produced by the
+task's own iterator -- and restarts it: the blocks alternate trainer, bare, trainer, bare, ...
+on one machine state.
 
 `Window` is the variant for several processes sharing one device: after a warm-up each process
 waits for the others (a file barrier), counts the steps it finishes in a fixed window, then
@@ -54,18 +55,28 @@ class Clock:
 
 
 class Alternator:
-    """`tick(micro)` is called before each trainer step with that step's batches: the first
-    `warmup` steps are untimed, then `plan.blocks` trainer blocks, each followed by the bare
-    loop's blocks on the same batches (with `nosync`, also without the per-step read)."""
+    """`tick(micro)` is called before each trainer step (step i of epoch 0 at the i-th tick):
+    the first `warmup` steps are untimed, then `plan.blocks` trainer blocks, each followed by
+    the bare loop's blocks over the same steps (with `nosync`, also without the per-step read).
+    `batches_from(i)` is the task's own batch iterator from step i: a bare block draws its
+    batches from it as the trainer's iterator does, so both blocks pay for producing the same
+    batches (a trainer block times the production of the batch after each of its steps; so does
+    a bare block, the first batch being fetched before its clock starts)."""
 
     def __init__(
-        self, bare: BareLoop, clock: Clock, plan: Plan, warmup: int, nosync: bool = False
+        self,
+        bare: BareLoop,
+        clock: Clock,
+        plan: Plan,
+        warmup: int,
+        batches_from: Callable[[int], Iterator[list[Any]]],
+        nosync: bool = False,
     ) -> None:
         self.bare, self.clock, self.plan, self.warmup = bare, clock, plan, warmup
+        self.batches_from = batches_from
         self.variants = [("bare_sync", True)] + ([("bare_nosync", False)] if nosync else [])
         self.blocks: list[Block] = []
         self.i = 0
-        self._batches: list[list[Any]] = []
         self._start: tuple[float, float] | None = None
 
     @property
@@ -80,20 +91,22 @@ class Alternator:
             return
         if i % k == 0 and self._start is not None:
             self.blocks.append(self.clock.block("trainer", k, self._start))
-            self._run_bare(self._batches)
-            self._batches, self._start = [], None
-        if i < self.plan.timed_steps:
-            if self._start is None:
-                self.clock.reset_peak()
-                self._start = self.clock.now()
-            self._batches.append(micro)
+            self._run_bare(self.i - 1 - k, k)
+            self._start = None
+        if i < self.plan.timed_steps and self._start is None:
+            self.clock.reset_peak()
+            self._start = self.clock.now()
 
-    def _run_bare(self, batches: list[list[Any]]) -> None:
+    def _run_bare(self, first_step: int, k: int) -> None:
         for loop, sync in self.variants:
+            batches = self.batches_from(first_step)
+            micro = next(batches)
             self.clock.reset_peak()
             start = self.clock.now()
-            self.bare.run(batches, sync)
-            self.blocks.append(self.clock.block(loop, len(batches), start))
+            for _ in range(k):
+                self.bare.step(micro, sync)
+                micro = next(batches, None)
+            self.blocks.append(self.clock.block(loop, k, start))
 
 
 class WindowClosed(Exception):

@@ -10,7 +10,6 @@ every step (`loss.item()`, what most hand-written loops do to print it); `sync=F
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -49,7 +48,3 @@ class BareLoop:
         if sync:
             loss.item()
         return loss
-
-    def run(self, batches: Iterable[list[Any]], sync: bool = True) -> None:
-        for micro in batches:
-            self.step(micro, sync)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import resource
 import tempfile
 import time
@@ -138,7 +139,12 @@ def _peak_rss() -> int:
 
 
 def measure(
-    s: Setting, block_s: float, budget_s: float, warmup: int = 2, nosync: bool = False
+    s: Setting,
+    block_s: float,
+    budget_s: float,
+    warmup: int = 2,
+    nosync: bool = False,
+    max_blocks: int = 12,
 ) -> dict[str, Any]:
     """The trainer and the bare loop alternated in blocks (see the module doc)."""
     t_start = time.monotonic()
@@ -156,8 +162,10 @@ def measure(
     clock = Clock(device)
     step_s = _warm_up(bare, clock, [first] + [next(batches) for _ in range(warmup)])
     warmup = warmup if step_s < block_s else 1  # long steps: one warm-up step is enough
-    p = plan(step_s, block_s, budget_s, max_steps=spe - warmup - 2, loops=3 if nosync else 2)
-    alt = Alternator(bare, clock, p, warmup, nosync)
+    loops = 3 if nosync else 2
+    p = plan(step_s, block_s, budget_s, spe - warmup - 2, max_blocks=max_blocks, loops=loops)
+    original = task_cls.train_batches  # not the wrapped one `ticking` installs
+    alt = Alternator(bare, clock, p, warmup, lambda i: original(task, 0, i), nosync)
     summary = _run_trainer(s.compose(epochs=alt.trainer_steps / spe), task_cls, alt.tick)
     return {
         "setting": asdict(s),
@@ -182,7 +190,12 @@ def measure_window(
     cfg = s.compose(epochs=1000)
     task_cls = task_class(cfg)
     window = Window(Clock(device), warmup, seconds, barrier_dir, rank, n)
-    items = task_cls(cfg, DistInfo(device=device)).items_per_step
+    task = task_cls(cfg, DistInfo(device=device))
+    task.spec = build_spec(cfg, 1)
+    flops = math.nan
+    if rank == 0:  # the same model in every process: count once
+        model = task.build_model()
+        flops = flops_per_item(task, model, next(task.train_batches(0)), task.init_carry(model)[0])
     with contextlib.suppress(WindowClosed):
         _run_trainer(cfg, task_cls, window.tick)
     if window.block is None:
@@ -191,7 +204,9 @@ def measure_window(
         "setting": asdict(s),
         "concurrent": n,
         "rank": rank,
-        "items_per_step": items,
+        "items_per_step": task.items_per_step,
+        "item_unit": task.item_unit,
+        "flops_per_item": flops,
         "block": asdict(window.block),
         "peak_rss_bytes": _peak_rss(),
     }

@@ -110,7 +110,11 @@ def window_rows(results: list[dict[str, Any]], meta: dict[str, Any], peak_flops:
         "items_per_s": round(items, 1),
         "peak_mem_mib": round(mem / 2**20, 1),
         "mem_kind": "cuda_max_allocated (per process)" if peaks else "process_rss (per process)",
-        **_flops(first.get("flops_per_item", math.nan), items, peak_flops),
+        **_flops(
+            next((r["flops_per_item"] for r in results if r["rank"] == 0), math.nan),
+            items,
+            peak_flops,
+        ),  # fmt: skip
     }
 
 
