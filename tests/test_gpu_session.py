@@ -1,0 +1,45 @@
+"""scripts/gpu_session.sh, the one script a GPU slot runs: valid shell, unknown stages refused,
+and its first stage at smoke scale on a CPU (GPU_SESSION_SMOKE=1) logs, times and packs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tarfile
+
+import pytest
+
+from tests.helpers import REPO
+
+SCRIPT = REPO / "scripts" / "gpu_session.sh"
+
+
+def _run(tmp_path, *stages: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, "OUT": str(tmp_path / "out"), "GPU_SESSION_WORK": str(tmp_path / "work"),
+            "GPU_SESSION_SMOKE": "1", "OMP_NUM_THREADS": "1", **env}  # fmt: skip
+    return subprocess.run(
+        ["bash", str(SCRIPT), *stages], env=full, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def test_script_is_valid_shell_and_refuses_unknown_stages(tmp_path):
+    assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+    res = _run(tmp_path, "nonsense")
+    assert "unknown stage nonsense" in res.stdout
+    assert (tmp_path / "out" / "results.tgz").is_file()  # packed on exit even so
+
+
+def test_a_stage_without_time_left_is_skipped(tmp_path):
+    res = _run(tmp_path, "tests", GPU_SESSION_DEADLINE_S="20")
+    assert "tests: skipped" in res.stdout
+
+
+@pytest.mark.slow
+def test_checks_stage_runs_on_a_cpu_at_smoke_scale(tmp_path, shared_data_dir):
+    res = _run(tmp_path, "checks", LEGW_DATA_DIR=str(shared_data_dir))
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "=== checks: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
+        names = tar.getnames()
+    assert any(n.endswith("check-run/summary.json") for n in names)
+    assert not any(n.endswith(".pt") for n in names)  # checkpoints stay behind
