@@ -53,7 +53,7 @@ def experiments(task: str, scale: str) -> dict[str, str]:
     <variant>", ...}; GridError naming the known ones when there is none."""
     main = f"{task}_{scale}"
     if not (EXPERIMENTS / f"{main}.yaml").is_file():
-        known = sorted(p.stem for p in EXPERIMENTS.glob("*_*.yaml"))
+        known = sorted(p.stem for p in EXPERIMENTS.glob("*_*.yaml") if p.stem[0] != "_")
         raise GridError(f"no experiment {main!r} (configs/experiment/{main}.yaml); known: {known}")
     variants = sorted(p.stem for p in (EXPERIMENTS / main).glob("*.yaml"))
     return {"": main, **{v: f"{main}/{v}" for v in variants}}
