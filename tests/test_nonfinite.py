@@ -6,32 +6,19 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
-from legw_repro.nonfinite import NonFiniteWatch
+from legw_repro.nonfinite import NonFinite
 from legw_repro.train import run
 from tests.faults import nan_at
 from tests.helpers import make_cfg, read_rows, summary
 from tests.test_train import SMALL
 
 
-def test_watch_keeps_the_first_bad_step_and_the_last_finite_loss():
-    w = NonFiniteWatch()
-    for step, loss in enumerate([3.0, 2.5, math.nan, 1.0, math.inf], start=1):
-        w.observe(torch.tensor(loss), step)
-    bad = w.poll()  # polled once, after five steps: still the first bad one
-    assert (bad.step, bad.last_finite_step, bad.last_finite_loss) == (3, 2, 2.5)
-    assert math.isnan(bad.loss) and "at step 3 (last finite loss 2.5 at step 2)" in bad.reason()
-
-
-def test_watch_clean_and_bad_from_the_start():
-    w = NonFiniteWatch()
-    w.observe(torch.tensor(1.0), 1)
-    assert w.poll() is None
-    w = NonFiniteWatch()
-    w.observe(torch.tensor(-math.inf), 1)
-    bad = w.poll()
-    assert bad.step == 1 and bad.last_finite_loss is None and bad.loss == -math.inf
+def test_the_reason_names_the_step_and_the_last_finite_loss():
+    bad = NonFinite(step=3, loss=math.nan, last_finite_step=2, last_finite_loss=2.5)
+    assert bad.reason() == "loss is nan at step 3 (last finite loss 2.5 at step 2)"
+    first = NonFinite(step=1, loss=-math.inf, last_finite_step=0, last_finite_loss=None)
+    assert first.reason() == "loss is -inf at step 1 (no finite loss before it)"
 
 
 @pytest.mark.slow
