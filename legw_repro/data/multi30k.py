@@ -23,7 +23,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -33,8 +33,10 @@ __all__ = [
     "LANGS",
     "MULTI30K_FILES",
     "SPLITS",
+    "TEST_SETS",
     "ParallelText",
     "SubwordSettings",
+    "cached_subword_model",
     "load_multi30k",
     "load_subword_model",
 ]
@@ -51,6 +53,8 @@ SPLITS = {
     "test": "test_2016_flickr",
     "test_2017_flickr": "test_2017_flickr",
 }
+#: the test sets decoded after training (task split -> official name)
+TEST_SETS = {"test": "test_2016_flickr", "test_2017_flickr": "test_2017_flickr"}
 
 _SHA256 = {
     "train.en.gz": "d79cfa999dd4c51d2cb42499b6796d5a882c3a8a961923c25a898c90f8bbd56f",
@@ -218,19 +222,34 @@ def load_subword_model(
     """The joint en+de sentencepiece model of the Multi30k training split: read from the cache
     when present, else learned and written there atomically (ranks racing to build it write the
     same bytes). Returns a ``sentencepiece.SentencePieceProcessor``."""
-    import sentencepiece as spm
-
     raw = multi30k_dir(data_dir)
     texts = load_multi30k(data_dir, "en", "de")["train"]
     sums = [_SHA256[f"train.{lang}.gz"] for lang in LANGS]
-    path = resolve_cache_dir(cache_dir) / "multi30k" / f"spm-{cache_key(sums, settings)}.model"
+    return cached_subword_model(
+        lambda: [*texts.src, *texts.tgt], sums, settings, cache_dir, "multi30k", str(raw)
+    )
+
+
+def cached_subword_model(
+    sentences: Callable[[], Iterable[str]],
+    data_key: Iterable[str],
+    settings: SubwordSettings,
+    cache_dir: str | os.PathLike | None,
+    folder: str,
+    what: str,
+):
+    """``<cache_dir>/<folder>/spm-<key>.model``, learned from ``sentences()`` only when absent.
+    ``data_key`` identifies the training text (file checksums, a text digest) and ``folder``
+    the data set, so two data sets never share a model file."""
+    import sentencepiece as spm
+
+    path = resolve_cache_dir(cache_dir) / folder / f"spm-{cache_key(data_key, settings)}.model"
     if not path.is_file():
-        model = train_subword_model([*texts.src, *texts.tgt], settings)
-        _atomic_write_bytes(path, model)
+        _atomic_write_bytes(path, train_subword_model(sentences(), settings))
     proc = spm.SentencePieceProcessor(model_file=str(path))
     if proc.get_piece_size() != settings.vocab_size or proc.pad_id() != PAD_ID:
         raise DataError(
-            f"{path} is not the subword model of {raw} with {settings}; delete it to rebuild it"
+            f"{path} is not the subword model of {what} with {settings}; delete it to rebuild it"
         )
     return proc
 
