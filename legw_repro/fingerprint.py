@@ -40,6 +40,7 @@ EXCLUDED: tuple[str, ...] = (
     "dist_timeout_s",
     "crash_at_step",
     "task.subword.cache_dir",
+    "task.data.wmt16_path",
     "task.model.cpu_chunk",
 )
 

@@ -238,7 +238,8 @@ MNIST: dict[str, Rule] = {
 }
 
 GNMT: dict[str, Rule] = {
-    "task.data.source": choice("multi30k"),
+    "task.data.source": choice("multi30k", "wmt16"),
+    "task.data.wmt16_path": text("<data_dir>/wmt16 if it exists, else downloaded when online"),
     "task.data.src_lang": choice("en", "de"),
     "task.data.tgt_lang": choice("en", "de"),
     "task.data.pool_batches": integer(),

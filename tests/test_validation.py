@@ -110,7 +110,8 @@ CASES: list[tuple[str, str]] = [
     (f"{G} task.label_smoothing=1", "task.label_smoothing=1"),
     (f"{G} task.decode.beam=0", "task.decode.beam=0"),
     (f"{G} task.subword.vocab_size=10", "task.subword.vocab_size=10"),
-    (f"{G} task.data.source=wmt16", "task.data.source='wmt16' is not allowed"),
+    (f"{G} task.data.source=bogus", "task.data.source='bogus' is not allowed; choose one of"),
+    (f"{G} task.data.wmt16_path=''", "task.data.wmt16_path='' must be a non-empty string"),
     (f"{G} task.decode.max_len_a=0 task.decode.max_len_b=0", "allow no output token"),
     (f"{G} task.model.dropout=-0.1", "task.model.dropout=-0.1"),
 ]

@@ -1,7 +1,8 @@
-"""GNMT-lite: Multi30k translation (en->de by default) with a scaled-down GNMT, metric:
-detokenized sacreBLEU (higher is better).
+"""GNMT-lite: Multi30k (or, with ``task.data.source=wmt16``, WMT16) translation, en->de by
+default, with a scaled-down GNMT, metric: detokenized sacreBLEU (higher is better).
 
-Data and batches: :mod:`legw_repro.data.multi30k` (files, joint sentencepiece model) and
+Data and batches: :mod:`legw_repro.data.multi30k` (files, joint sentencepiece model),
+:mod:`legw_repro.data.wmt16` (the same splits and subword model from Hugging Face ``datasets``) and
 :mod:`legw_repro.data.seq_batches` (sentence-count batches, length bucketing seeded by
 (seed, epoch), the global-token-mean loss that makes any DDP / accumulation split exact).
 Model and decoding: :mod:`legw_repro.models.gnmt`, :mod:`legw_repro.models.decoding`.
@@ -9,10 +10,11 @@ Model and decoding: :mod:`legw_repro.models.gnmt`, :mod:`legw_repro.models.decod
 Evaluation: the loss is the token-mean NLL under teacher forcing (no label smoothing); BLEU is
 computed on decoded, detokenized output against the raw references -- greedy on the
 validation split every epoch (``decode.valid_beam: 1``: beam search costs ~beam x on a CPU),
-beam search with GNMT's length normalisation on ``test`` (test_2016_flickr) at the end. After
-training, :meth:`write_outputs` decodes test_2016_flickr and test_2017_flickr with the beam and
-writes the translations to ``translations/<set>.<tgt_lang>.txt`` (one detokenized line per
-source sentence, in order) and their BLEU and the sacreBLEU signature to summary.json.
+beam search with GNMT's length normalisation on ``test`` (test_2016_flickr; newstest2016) at the
+end. After training, :meth:`write_outputs` decodes the source's test sets (``TEST_SETS``:
+test_2016_flickr and test_2017_flickr; newstest2016) with the beam and writes the translations
+to ``translations/<set>.<tgt_lang>.txt`` (one detokenized line per source sentence, in order)
+and their BLEU and the sacreBLEU signature to summary.json.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from torch import nn
 
 from legw_repro.bleu import corpus_bleu
 from legw_repro.data import multi30k as m30k
+from legw_repro.data import wmt16
 from legw_repro.data.seq_batches import (
     SeqBatch,
     bucketed_batches,
@@ -43,10 +46,11 @@ from legw_repro.models.gnmt import GNMT
 from legw_repro.records import atomic_write_text
 from legw_repro.tasks.base import Task
 
-SOURCES = ("multi30k",)  # TODO: wmt16 (HF datasets load_from_disk) for GPU runs
+#: per data source (``task.data.source``): the test sets decoded after training (task split ->
+#: official name); ``test`` is the one every run evaluates
+TEST_SETS = {"multi30k": m30k.TEST_SETS, "wmt16": wmt16.TEST_SETS}
+SOURCES = tuple(TEST_SETS)
 IDS = (m30k.PAD_ID, m30k.BOS_ID, m30k.EOS_ID)
-#: the test sets decoded after training (task split -> official name)
-TEST_SETS = {"test": "test_2016_flickr", "test_2017_flickr": "test_2017_flickr"}
 
 
 class GNMTTask(Task):
@@ -57,10 +61,10 @@ class GNMTTask(Task):
     def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
         super().__init__(cfg, dist)
         t = cfg.task
-        if str(t.data.source) not in SOURCES:
+        self.source = str(t.data.source)
+        if self.source not in SOURCES:
             raise ValueError(
-                f"task.data.source={t.data.source!r} is not available; choose one of "
-                f"{list(SOURCES)} (WMT16 is not implemented yet)"
+                f"task.data.source={self.source!r} is not available; choose one of {list(SOURCES)}"
             )
         m30k._check_langs(str(t.data.src_lang), str(t.data.tgt_lang))
         self.seed = int(cfg.seed)
@@ -87,14 +91,24 @@ class GNMTTask(Task):
     @functools.cached_property
     def texts(self) -> dict[str, m30k.ParallelText]:
         d = self.cfg.task.data
-        return m30k.load_multi30k(self.cfg.data_dir, str(d.src_lang), str(d.tgt_lang))
+        langs = (str(d.src_lang), str(d.tgt_lang))
+        if self.source == "wmt16":
+            return wmt16.load_wmt16(self.cfg.data_dir, *langs, d.get("wmt16_path"))
+        return m30k.load_multi30k(self.cfg.data_dir, *langs)
 
     @functools.cached_property
     def sp(self):
         """The joint sentencepiece model (built on first use, then cached on disk)."""
-        return m30k.load_subword_model(
-            self.cfg.data_dir, self.subword, self.cfg.task.subword.cache_dir
-        )
+        cache = self.cfg.task.subword.cache_dir
+        if self.source == "wmt16":
+            path = self.cfg.task.data.get("wmt16_path")
+            return wmt16.load_wmt16_subword_model(self.cfg.data_dir, self.subword, cache, path)
+        return m30k.load_subword_model(self.cfg.data_dir, self.subword, cache)
+
+    @property
+    def test_sets(self) -> dict[str, str]:
+        """The source's test sets: task split -> official name (translations/<name>.<lang>.txt)."""
+        return TEST_SETS[self.source]
 
     def check_data(self) -> None:
         _ = self.texts, self.sp
@@ -258,7 +272,7 @@ class GNMTTask(Task):
         """Decode the test sets with the beam, write the translations, return their BLEU."""
         tgt_lang = str(self.cfg.task.data.tgt_lang)
         sets, signature = {}, None
-        for split, name in TEST_SETS.items():
+        for split, name in self.test_sets.items():
             hyps = self._hyps.get(split) or self.translate(model, split, self._beam(split))
             rel = f"translations/{name}.{tgt_lang}.txt"
             atomic_write_text(Path(run_dir) / rel, "".join(h + "\n" for h in hyps))
