@@ -2,6 +2,7 @@
 
     python scripts/oracle.py --task mnist --scale cpu --seeds 0,1,2
     python scripts/oracle.py --task mnist --scale cpu --batch-sizes 128,8192 --dry-run
+    python scripts/oracle.py --task mnist --scale cpu --variant shifted    (a variant's recipe)
 
 Stage 1, search (seed 0): at each batch size, ``policy=tuned`` (sqrt-LEGW's warmup, peak LR
 times ``2**e``) for e = -2..2, widened by a factor of 2 while the best sits at an edge
@@ -37,11 +38,15 @@ def summary(run_dir: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-def train(task: str, scale: str, batch: int, seed: int, mult: float, run_dir: Path) -> None:
+def train(
+    task: str, scale: str, batch: int, seed: int, mult: float, run_dir: Path, variant: str = ""
+) -> None:
     """One run through the CLI (resume=true: a finished run is skipped, a killed one resumed)."""
     if summary(run_dir).get("status") in FINISHED:
         return
     cmd = [sys.executable, "-m", "legw_repro.train", f"task={task}", f"scale={scale}"]
+    if variant:  # the variant's recipe; without -m its sweep grid is not used
+        cmd += [f"+experiment={task}_{scale}/{variant}"]
     cmd += ["policy=tuned", f"policy.lr_multiplier={mult!r}", f"batch_size={batch}"]
     cmd += [f"seed={seed}", "resume=true", f"hydra.run.dir={run_dir}", "progress=false"]
     print(f"==> {task} batch={batch} seed={seed} lr x{mult:g}: {run_dir}", flush=True)
@@ -75,7 +80,8 @@ def search(args: argparse.Namespace, root: Path, batch: int) -> int | None:
             grid = ", ".join(f"x{multiplier(x):g}" for x in DEFAULT_EXPONENTS)
             print(f"    would search batch={batch} at lr {grid} (then widen at an edge)")
             return None
-        train(args.task, args.scale, batch, 0, multiplier(e), search_dir(root, batch, e))
+        run_dir = search_dir(root, batch, e)
+        train(args.task, args.scale, batch, 0, multiplier(e), run_dir, args.variant)
         found, _, hib = trials(root, batch, None)
     top = best(found, hib)
     return None if top is None else top.exponent
@@ -98,7 +104,7 @@ def write_search_table(root: Path, batches: list[int], out: Path) -> None:
 
 
 def final_runs(args: argparse.Namespace, root: Path, batch: int, e: int, seeds: list[int]) -> None:
-    final = Path(args.runs_dir) / args.task / args.scale / "tuned"
+    final = Path(args.runs_dir) / args.task / scale_dir(args) / "tuned"
     for seed in seeds:
         run_dir = final / f"b{batch}-s{seed}"
         if args.dry_run:
@@ -107,7 +113,7 @@ def final_runs(args: argparse.Namespace, root: Path, batch: int, e: int, seeds: 
         if seed == 0 and summary(run_dir).get("status") not in FINISHED:
             shutil.copytree(search_dir(root, batch, e), run_dir, dirs_exist_ok=True)
             continue
-        train(args.task, args.scale, batch, seed, multiplier(e), run_dir)
+        train(args.task, args.scale, batch, seed, multiplier(e), run_dir, args.variant)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -117,8 +123,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--batch-sizes", help="comma-separated (default: the task's sweep grid)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the final runs")
     ap.add_argument("--runs-dir", default=str(REPO / "runs"))
+    ap.add_argument("--variant", default="", help="a configs/experiment/<task>_<scale>/ variant")
     ap.add_argument("--dry-run", action="store_true", help="print what would run; train nothing")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.variant:
+        exp = REPO / "configs" / "experiment" / f"{args.task}_{args.scale}" / f"{args.variant}.yaml"
+        if not exp.exists():
+            ap.error(f"--variant {args.variant}: no {exp.relative_to(REPO)}")
+    return args
+
+
+def scale_dir(args: argparse.Namespace) -> str:
+    """`cpu`, or `cpu-shifted` for a variant: the folder its runs share with the variant's grid."""
+    return f"{args.scale}-{args.variant}" if args.variant else args.scale
 
 
 def batch_sizes(args: argparse.Namespace) -> list[int]:
@@ -135,11 +152,12 @@ def batch_sizes(args: argparse.Namespace) -> list[int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     batches, seeds = batch_sizes(args), [int(s) for s in args.seeds.split(",")]
-    root = Path(args.runs_dir) / args.task / f"{args.scale}-oracle"
+    root = Path(args.runs_dir) / args.task / f"{scale_dir(args)}-oracle"
     chosen: dict[int, int | None] = {b: search(args, root, b) for b in batches}
     if not args.dry_run:
         results = REPO / "results" / ("smoke" if args.scale == "smoke" else "")
-        write_search_table(root, batches, results / f"{args.task}-oracle" / "search.csv")
+        name = f"{args.task}-{args.variant}-oracle" if args.variant else f"{args.task}-oracle"
+        write_search_table(root, batches, results / name / "search.csv")
     for batch, e in chosen.items():
         if e is None:
             if not args.dry_run:

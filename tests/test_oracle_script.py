@@ -22,7 +22,7 @@ def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
     oracle = load_script()
     trained = []
 
-    def fake_train(task, scale, batch, seed, mult, run_dir):
+    def fake_train(task, scale, batch, seed, mult, run_dir, variant=""):
         # validation peaks at x2 (interior after one widening step at batch 8192: x8 > x4)
         best = 2.0 if batch == 128 else 8.0
         valid = 0.99 - 0.01 * abs(math.log2(mult / best))
@@ -64,3 +64,49 @@ def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
     assert sum(1 for _, s, _ in trained if s == 0) == 12
     grid = (tmp_path / "results" / "mnist-oracle" / "search.csv").read_text().splitlines()
     assert len(grid) == 1 + 12 and grid[0].startswith("batch_size,lr_multiplier")
+
+
+def test_oracle_variant_trains_under_the_variant_recipe(tmp_path, monkeypatch):
+    """--variant shifted: every run gets +experiment=<task>_<scale>/shifted and the runs, the
+    tuned finals and the search table go to the variant's own folders."""
+    oracle = load_script()
+    cmds = []
+
+    def fake_call(cmd, cwd=None):
+        cmds.append(cmd)
+        run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
+        mult = float(next(a for a in cmd if a.startswith("policy.lr_multiplier=")).split("=")[1])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = {
+            "status": "completed",
+            "metric": "acc",
+            "higher_is_better": True,
+            "lr_multiplier": mult,
+            "final": {"valid_acc": 0.9 - abs(math.log2(mult)) * 0.01, "test_acc": 0.5},
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+        return 0
+
+    monkeypatch.setattr(oracle.subprocess, "call", fake_call)
+    runs = tmp_path / "runs"
+    argv = ["--task", "mnist", "--scale", "cpu", "--variant", "shifted", "--batch-sizes", "256"]
+    monkeypatch.setattr(oracle, "REPO", REPO)  # the variant's config must exist
+    tables = []  # not written: REPO is the real repository here
+    monkeypatch.setattr(oracle, "write_search_table", lambda root, b, out: tables.append(out))
+    assert oracle.main([*argv, "--seeds", "0,1", "--runs-dir", str(runs)]) == 0
+    assert cmds and all("+experiment=mnist_cpu/shifted" in c for c in cmds)
+    assert [t.parent.name for t in tables] == ["mnist-shifted-oracle"]
+    assert (runs / "mnist" / "cpu-shifted-oracle" / "x1" / "b256-s0" / "summary.json").exists()
+    for seed in (0, 1):
+        assert (
+            runs / "mnist" / "cpu-shifted" / "tuned" / f"b256-s{seed}" / "summary.json"
+        ).exists()
+
+
+def test_oracle_unknown_variant_is_refused(capsys):
+    oracle = load_script()
+    try:
+        oracle.parse_args(["--task", "mnist", "--variant", "nosuch"])
+    except SystemExit as e:
+        assert e.code == 2
+    assert "nosuch" in capsys.readouterr().err
