@@ -72,16 +72,24 @@ def trials(root: Path, batch: int, metric: str | None) -> tuple[list[Trial], str
     return out, metric or "", hib
 
 
+def run(args: argparse.Namespace, batch: int, e: int, run_dir: Path) -> None:
+    """A seed-0 search run at lr x 2**e."""
+    train(args.task, args.scale, batch, 0, multiplier(e), run_dir, args.variant)
+
+
 def search(args: argparse.Namespace, root: Path, batch: int) -> int | None:
     """Run the search at one batch size; the winning exponent (None if every run failed)."""
+    found, _, hib = trials(root, batch, None)
+    for t in found:  # a trial killed part-way (preempted, running) is resumed, not ignored
+        if t.status not in (*FINISHED, "failed") and not args.dry_run:
+            run(args, batch, t.exponent, search_dir(root, batch, t.exponent))
     found, _, hib = trials(root, batch, None)
     while (e := next_exponent(found, hib)) is not None:
         if args.dry_run:
             grid = ", ".join(f"x{multiplier(x):g}" for x in DEFAULT_EXPONENTS)
             print(f"    would search batch={batch} at lr {grid} (then widen at an edge)")
             return None
-        run_dir = search_dir(root, batch, e)
-        train(args.task, args.scale, batch, 0, multiplier(e), run_dir, args.variant)
+        run(args, batch, e, search_dir(root, batch, e))
         found, _, hib = trials(root, batch, None)
     top = best(found, hib)
     return None if top is None else top.exponent

@@ -110,3 +110,44 @@ def test_oracle_unknown_variant_is_refused(capsys):
     except SystemExit as e:
         assert e.code == 2
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_a_search_run_killed_part_way_is_resumed_on_relaunch(tmp_path, monkeypatch):
+    """A relaunch resumes a preempted trial instead of deciding without it."""
+    oracle = load_script()
+    trained = []
+
+    def fake_train(task, scale, batch, seed, mult, run_dir, variant=""):
+        trained.append(mult)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        valid = 0.99 if mult == 0.5 else 0.9  # the killed trial is the best one
+        summary = {
+            "status": "completed",
+            "metric": "acc",
+            "higher_is_better": True,
+            "lr_multiplier": mult,
+            "final": {"valid_acc": valid, "test_acc": valid},
+        }
+        (run_dir / "summary.json").write_text(json.dumps(summary))
+
+    runs = tmp_path / "runs"
+    killed = runs / "mnist" / "cpu-oracle" / "x0.5" / "b128-s0"
+    killed.mkdir(parents=True)
+    (killed / "summary.json").write_text(
+        json.dumps(
+            {
+                "status": "preempted",
+                "metric": "acc",
+                "higher_is_better": True,
+                "lr_multiplier": 0.5,
+                "final": {},
+            }
+        )
+    )
+    monkeypatch.setattr(oracle, "train", fake_train)
+    monkeypatch.setattr(oracle, "REPO", tmp_path)
+    argv = ["--task", "mnist", "--scale", "cpu", "--batch-sizes", "128", "--runs-dir", str(runs)]
+    assert oracle.main(argv) == 0
+    assert trained[0] == 0.5 and sorted(trained) == [0.25, 0.5, 1.0, 2.0, 4.0]
+    s0 = json.loads((runs / "mnist" / "cpu" / "tuned" / "b128-s0" / "summary.json").read_text())
+    assert s0["lr_multiplier"] == 0.5  # the resumed trial won
