@@ -72,6 +72,7 @@ def test_the_mnist_experiment_trains_96_runs_and_its_variants_their_own_grids():
     assert experiments("mnist", "cpu") == {
         "": "mnist_cpu",
         "absolute": "mnist_cpu/absolute",
+        "budget40": "mnist_cpu/budget40",
         "long": "mnist_cpu/long",
         "noclip": "mnist_cpu/noclip",
         "shifted": "mnist_cpu/shifted",
@@ -86,6 +87,13 @@ def test_the_mnist_experiment_trains_96_runs_and_its_variants_their_own_grids():
     long = expand("mnist_cpu/long", ["seed=0"])
     assert {(p.batch, p.config["epochs"]) for p in long} == {(8192, 40)}
     assert {p.run_dir.parent.parent for p in long} == {Path("runs/mnist/cpu-long")}
+    # the equal longer budget: every batch size at 40 epochs, three policies, one seed, shifted
+    b40 = expand("mnist_cpu/budget40")
+    assert {p.config["epochs"] for p in b40} == {40} and {p.seed for p in b40} == {0}
+    assert {p.batch for p in b40} == {128, 256, 512, 1024, 2048, 4096, 8192}
+    assert {p.policy for p in b40} == {"sqrt_legw", "sqrt", "linear"}
+    assert {p.config["task"]["schedule"]["handover"] for p in b40} == {"shifted"}
+    assert len(plan(b40, {}).train) == 19  # 21 points, 2 shared at k=1
 
 
 def test_record_paths_mirror_run_paths_beside_the_results():
