@@ -18,6 +18,15 @@ def load_script():
     return mod
 
 
+def write_summary(run_dir: Path, mult: float, valid, test, status: str = "completed") -> None:
+    """A search run's summary.json, as the trainer writes it (the fields the oracle reads)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    final = {} if valid is None else {"valid_acc": valid, "test_acc": test}
+    summary = {"status": status, "metric": "acc", "higher_is_better": True}
+    summary |= {"lr_multiplier": mult, "final": final}
+    (run_dir / "summary.json").write_text(json.dumps(summary))
+
+
 def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
     oracle = load_script()
     trained = []
@@ -28,16 +37,7 @@ def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
         valid = 0.99 - 0.01 * abs(math.log2(mult / best))
         test = 0.5 + 0.1 * math.log2(mult)  # test prefers the largest LR: must be ignored
         trained.append((batch, seed, mult))
-        run_dir.mkdir(parents=True, exist_ok=True)
-        summary = {
-            "status": "completed",
-            "metric": "acc",
-            "higher_is_better": True,
-            "batch_size": batch,
-            "lr_multiplier": mult,
-            "final": {"valid_acc": valid, "test_acc": test},
-        }
-        (run_dir / "summary.json").write_text(json.dumps(summary))
+        write_summary(run_dir, mult, valid, test)
 
     monkeypatch.setattr(oracle, "train", fake_train)
     monkeypatch.setattr(oracle, "REPO", tmp_path)
@@ -76,15 +76,7 @@ def test_oracle_variant_trains_under_the_variant_recipe(tmp_path, monkeypatch):
         cmds.append(cmd)
         run_dir = Path(next(a for a in cmd if a.startswith("hydra.run.dir=")).split("=", 1)[1])
         mult = float(next(a for a in cmd if a.startswith("policy.lr_multiplier=")).split("=")[1])
-        run_dir.mkdir(parents=True, exist_ok=True)
-        summary = {
-            "status": "completed",
-            "metric": "acc",
-            "higher_is_better": True,
-            "lr_multiplier": mult,
-            "final": {"valid_acc": 0.9 - abs(math.log2(mult)) * 0.01, "test_acc": 0.5},
-        }
-        (run_dir / "summary.json").write_text(json.dumps(summary))
+        write_summary(run_dir, mult, 0.9 - abs(math.log2(mult)) * 0.01, 0.5)
         return 0
 
     monkeypatch.setattr(oracle.subprocess, "call", fake_call)
@@ -119,31 +111,12 @@ def test_a_search_run_killed_part_way_is_resumed_on_relaunch(tmp_path, monkeypat
 
     def fake_train(task, scale, batch, seed, mult, run_dir, variant=""):
         trained.append(mult)
-        run_dir.mkdir(parents=True, exist_ok=True)
         valid = 0.99 if mult == 0.5 else 0.9  # the killed trial is the best one
-        summary = {
-            "status": "completed",
-            "metric": "acc",
-            "higher_is_better": True,
-            "lr_multiplier": mult,
-            "final": {"valid_acc": valid, "test_acc": valid},
-        }
-        (run_dir / "summary.json").write_text(json.dumps(summary))
+        write_summary(run_dir, mult, valid, valid)
 
     runs = tmp_path / "runs"
     killed = runs / "mnist" / "cpu-oracle" / "x0.5" / "b128-s0"
-    killed.mkdir(parents=True)
-    (killed / "summary.json").write_text(
-        json.dumps(
-            {
-                "status": "preempted",
-                "metric": "acc",
-                "higher_is_better": True,
-                "lr_multiplier": 0.5,
-                "final": {},
-            }
-        )
-    )
+    write_summary(killed, 0.5, None, None, status="preempted")
     monkeypatch.setattr(oracle, "train", fake_train)
     monkeypatch.setattr(oracle, "REPO", tmp_path)
     argv = ["--task", "mnist", "--scale", "cpu", "--batch-sizes", "128", "--runs-dir", str(runs)]
