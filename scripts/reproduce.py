@@ -16,6 +16,8 @@ scale), also printed.
     --dry-run       the plan: runs, steps each, wall time from a calibration (make plan-<task>)
     --restore       first copy the committed finished runs into the run dirs (RESTORE=1)
     --analyze-only  tables and figures again from the committed records (make analyze-<task>)
+    --train-only    train and export the records, skip the analysis (a cluster's login node;
+                    the same command without it then trains nothing and analyses)
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--restore", action="store_true", help="restore committed runs first")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost, exit")
     ap.add_argument("--analyze-only", action="store_true", help="analyse the committed records")
+    ap.add_argument(
+        "--train-only", action="store_true", help="train and export the records; no analysis"
+    )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     return ap.parse_args(argv)
 
@@ -245,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
             return rc
     for variant, (_, points) in found.items():
         export(points, out, variant)
+    if args.train_only:
+        print(
+            f"==> records in {out / 'records'}; for the tables and figures, run again without --train-only"
+        )
+        return 0
     return analyze(out, args.task, variants, ref)
 
 

@@ -59,20 +59,26 @@ def test_smoke_sweep_trains_compares_resumes_and_restores(tmp_path, shared_data_
     assert "## Fresh vs committed" in report and "results/smoke/ptb/records" in report
     assert "| sqrt_legw | 20 | 1 |" in report and "points agree** with" in res.stdout
     # again: nothing is trained, not even launched
-    res = _reproduce(tmp_path, *common, "--no-variants")
+    # (--train-only from here: the analysis was checked above and costs seconds a call)
+    res = _reproduce(tmp_path, *common, "--no-variants", "--train-only")
     assert res.returncode == 0, res.stderr[-3000:]
     assert "5 runs (5 finished, 0 to train)" in res.stdout + res.stderr
     assert "Launching" not in res.stdout + res.stderr
+    assert "==> analysis" not in res.stdout and "run again without --train-only" in res.stdout
     # a fresh machine restores the finished runs from committed records (RESTORE=1)...
     shutil.rmtree(runs)
-    res = _reproduce(tmp_path, *common, "--restore", f"--reference={out}", "--no-variants")
+    res = _reproduce(
+        tmp_path, *common, "--restore", f"--reference={out}", "--no-variants", "--train-only"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "restored 5 finished runs" in res.stdout and "Launching" not in res.stdout
     # ...but never one made with another recipe: that run is trained again
     shutil.rmtree(runs)
     rec = out / "records" / "adam" / "b80-s0" / "config.yaml"
     rec.write_text(rec.read_text().replace("max_eval_tokens: 4000", "max_eval_tokens: 3000"))
-    res = _reproduce(tmp_path, *common, "--restore", f"--reference={out}", "--no-variants")
+    res = _reproduce(
+        tmp_path, *common, "--restore", f"--reference={out}", "--no-variants", "--train-only"
+    )
     assert res.returncode == 0, res.stderr[-3000:]
     assert "restored 4 finished runs" in res.stdout and "(4 finished, 1 to train)" in res.stdout
 
