@@ -20,11 +20,11 @@ import argparse
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from legw_repro.analysis.aggregate import aggregate
+from legw_repro.analysis.axes import set_error_ylim, wants_error_axis
 from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.figure import policy_styles, save_figure, task_title
 from legw_repro.analysis.frames import ordered_policies
@@ -90,10 +90,11 @@ def plot_budget(table: pd.DataFrame, band: tuple[float, float, int] | None, task
             lo, hi = metric.display([mean - 2 * std, mean + 2 * std])
             ax.axhspan(lo, hi, color="#bbbbbb", alpha=0.35, label=f"base batch ± 2 std ({n} seeds)")
     ys = metric.display(table["mean"].dropna())
-    if len(ys):
-        top = float(np.nanmax(ys))
-        for ax in (ax_b, ax_s):
-            ax.set_ylim(max(float(np.nanmin(ys)) - 1.0, top - 12.0), top + 0.5)
+    for ax in (ax_b, ax_s):
+        if wants_error_axis(metric, ys):
+            set_error_ylim(ax, ys)  # log of the error: 98.4 vs 98.9 stays visible next to 91
+        else:
+            ax.margins(y=0.08)
     ax_b.legend(fontsize=8, loc="lower left")
     fig.suptitle(f"{task_title(task)}: equal epoch budgets, against batch and against steps")
     return fig
