@@ -61,7 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--train-only", action="store_true", help="train and export the records; no analysis"
     )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
-    return ap.parse_args(argv)
+    args = ap.parse_args(argv)
+    if args.train_only and (args.analyze_only or args.dry_run):
+        other = "--analyze-only" if args.analyze_only else "--dry-run"
+        ap.error(f"--train-only trains, {other} does not: give one of them")
+    return args
 
 
 def resolve_scale(task: str, scale: str) -> str:

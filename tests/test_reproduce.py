@@ -108,3 +108,8 @@ def test_plan_prices_the_sweep_and_writes_no_run(tmp_path, shared_data_dir):
 def test_analyze_only_needs_committed_records(tmp_path):
     res = _reproduce(tmp_path, "--analyze-only", f"--reference={tmp_path / 'none'}")
     assert res.returncode == 2 and "no committed records in" in res.stderr
+
+
+def test_train_only_refuses_a_flag_that_trains_nothing(tmp_path):
+    res = _reproduce(tmp_path, "--train-only", "--dry-run")
+    assert res.returncode == 2 and "--train-only trains, --dry-run does not" in res.stderr
