@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from legw_repro.analysis.archive import thin_rows
+from legw_repro.analysis.archive import export_records, thin_rows
 from tests.helpers import REPO
 
 
@@ -23,6 +23,24 @@ def test_thin_rows_keeps_evals_warmup_and_last_step():
     assert steps[:100] == list(range(1, 101)) and steps[-1] == 5000
     assert len(steps) <= 300 + 1
     assert any(r["kind"] == "eval" for r in kept)
+
+
+def test_export_records_keeps_translations_and_drops_checkpoints(tmp_path):
+    run = tmp_path / "runs/gnmt/cpu/sqrt_legw/b128-s0"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints/last.pt").write_bytes(b"x" * 100)
+    (run / "translations").mkdir()
+    (run / "translations/test_2016_flickr.de.txt").write_text("Ein Hund .\n")
+    (run / "summary.json").write_text('{"status": "completed"}')
+    (run / "config.yaml").write_text("seed: 0\n")
+    rows = [{"kind": "train", "step": s} for s in range(1, 1001)]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    [dst] = export_records(tmp_path / "runs", tmp_path / "records")
+    assert dst == tmp_path / "records/gnmt/cpu/sqrt_legw/b128-s0"
+    assert (dst / "translations/test_2016_flickr.de.txt").read_text() == "Ein Hund .\n"
+    assert not (dst / "checkpoints").exists()
+    assert (dst / "summary.json").read_text() == '{"status": "completed"}'
+    assert len((dst / "metrics.jsonl").read_text().splitlines()) <= 601
 
 
 def _reproduce(tmp_path, *args: str) -> subprocess.CompletedProcess:

@@ -4,7 +4,9 @@ Full run directories hold checkpoints and a metrics row per optimizer step (mega
 The figures need far less: this copies config.yaml and summary.json as they are and thins
 metrics.jsonl to every evaluation row plus at most `max_train_rows` training rows (all of the
 first `dense_steps` steps, so warmups stay visible, then evenly spaced ones), so that tables and
-figures can be regenerated from the repository alone.
+figures can be regenerated from the repository alone. A task's own outputs (GNMT's decoded
+test translations, `translations/`) are copied whole: they are small, and they are what lets a
+reader rescore a committed result.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from pathlib import Path
 
 from legw_repro.analysis.history import read_rows
 from legw_repro.records import atomic_write_text
+
+#: run-record directories copied whole (docs/run-record.md); checkpoints never are
+KEPT_DIRS = ("translations",)
 
 
 def thin_rows(rows: list[dict], max_train_rows: int = 600, dense_steps: int = 200) -> list[dict]:
@@ -40,6 +45,9 @@ def export_records(src_root: Path, dst_root: Path, max_train_rows: int = 600) ->
         for name in ("config.yaml", "summary.json"):
             if (run / name).exists():
                 shutil.copyfile(run / name, dst / name)
+        for name in KEPT_DIRS:
+            if (run / name).is_dir():
+                shutil.copytree(run / name, dst / name, dirs_exist_ok=True)
         if (run / "metrics.jsonl").exists():
             kept = thin_rows(read_rows(run / "metrics.jsonl"), max_train_rows)
             atomic_write_text(dst / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
