@@ -96,6 +96,24 @@ def test_the_mnist_experiment_trains_96_runs_and_its_variants_their_own_grids():
     assert len(plan(b40, {}).train) == 19  # 21 points, 2 shared at k=1
 
 
+def test_the_gnmt_experiment_trains_18_runs_and_its_variants_their_own_grids():
+    assert experiments("gnmt", "cpu") == {
+        "": "gnmt_cpu",
+        "lr1": "gnmt_cpu/lr1",
+        "seed1": "gnmt_cpu/seed1",
+    }
+    main = plan(expand("gnmt_cpu"), {})
+    assert len(main.train) == 18  # 5 batch sizes x 4 policies, sqrt and linear shared at k=1
+    seed1 = expand("gnmt_cpu/seed1")
+    assert {(p.seed, p.batch) for p in seed1} == {(1, 128), (1, 2048)} and len(
+        plan(seed1, {}).train
+    ) == 6
+    lr1 = expand("gnmt_cpu/lr1")
+    assert [(p.policy, p.batch) for p in lr1] == [("sqrt_legw", b) for b in (128, 256, 512)]
+    assert {p.config["task"]["sgd"]["base_lr"] for p in lr1} == {1.0}
+    assert {p.run_dir.parent.parent for p in lr1} == {Path("runs/gnmt/cpu-lr1")}
+
+
 def test_record_paths_mirror_run_paths_beside_the_results():
     out, point = Path("results/ptb"), _point("linear", 80, seed=1)
     assert record_dir(out, "", point) == Path("results/ptb/records/linear/b80-s1")
