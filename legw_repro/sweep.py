@@ -33,6 +33,8 @@ from typing import Any
 FINISHED = ("completed", "diverged")
 #: the policy keys that do not change a run at k = 1
 K1_FREE = ("name", "rule", "warmup")
+#: the task's optimizer recipes (`task.sgd`, `task.adam`); a policy names the one it uses
+OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,20 @@ def plan(points: Sequence[Point], statuses: Mapping[Path, str | None]) -> Plan:
             first[key] = p
         (done if statuses.get(p.run_dir) in FINISHED else train).append(p)
     return Plan(tuple(train), tuple(done), tuple(aliases))
+
+
+def recipe(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What decides a finished run's result, to tell whether a committed record still stands for
+    a point: the task recipe and the epoch budget. The optimizer block the policy does not use
+    is left out, so that tuning Adam's rate does not make the SGD records stale. Records from
+    before `task.schedule.handover` existed used its default, `product`."""
+    task = json.loads(json.dumps(dict(config.get("task", {})), default=str))
+    used = config.get("policy", {}).get("optimizer")
+    for name in OPTIMIZERS:
+        if name != used:
+            task.pop(name, None)
+    task.setdefault("schedule", {}).setdefault("handover", "product")
+    return {"task": task, "epochs": config.get("epochs")}
 
 
 def duplicate_dirs(points: Sequence[Point]) -> list[Path]:

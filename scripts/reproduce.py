@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: the package is importable without installing
 
 from legw_repro.grid import GridError, expand, experiments  # noqa: E402
-from legw_repro.sweep import Point, plan, record_dir, results_dir  # noqa: E402
+from legw_repro.sweep import Point, plan, recipe, record_dir, results_dir  # noqa: E402
 from legw_repro.sweep_io import status_of, statuses  # noqa: E402
 
 EXIT_PREEMPTED = 75
@@ -152,7 +152,8 @@ def launch(name: str, points: list[Point], args: argparse.Namespace) -> int:
 
 def restore(points: list[Point], records: Path) -> int:
     """Copy committed finished records into the run dirs that have none, when the record's
-    task recipe and epoch budget equal the point's (a changed recipe is trained again)."""
+    recipe (`sweep.recipe`: the task's, its epoch budget) equals the point's; a changed recipe
+    is trained again."""
     import yaml
 
     n = 0
@@ -165,9 +166,7 @@ def restore(points: list[Point], records: Path) -> int:
             if (rec / "config.yaml").exists()
             else {}
         )
-        # records from before `task.schedule.handover` existed used its default, `product`
-        old.get("task", {}).get("schedule", {}).setdefault("handover", "product")
-        if old.get("task") != p.config["task"] or old.get("epochs") != p.config["epochs"]:
+        if recipe(old) != recipe(p.config):
             print(f"==> {rec}: committed with another recipe or budget; it will be retrained")
             continue
         shutil.copytree(rec, p.run_dir, dirs_exist_ok=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from legw_repro.grid import expand, experiments, job_overrides
-from legw_repro.sweep import Point, duplicate_dirs, plan, record_dir, results_dir
+from legw_repro.sweep import Point, duplicate_dirs, plan, recipe, record_dir, results_dir
 
 POLICIES = {
     "sqrt_legw": ("sgd", "sqrt", "legw"),
@@ -119,3 +119,20 @@ def test_record_paths_mirror_run_paths_beside_the_results():
     assert record_dir(out, "", point) == Path("results/ptb/records/linear/b80-s1")
     assert record_dir(out, "long", point) == Path("results/ptb-long/records/linear/b80-s1")
     assert results_dir(Path("results/smoke/mnist"), "noclip") == Path("results/smoke/mnist-noclip")
+
+
+def test_a_record_stands_for_a_point_unless_the_recipe_it_used_changed():
+    def cfg(optimizer: str, adam_lr: float, sgd_lr: float = 3.0, epochs: int = 5) -> dict:
+        task = {"sgd": {"base_lr": sgd_lr}, "adam": {"base_lr": adam_lr}, "schedule": {}}
+        return {"task": task, "policy": {"optimizer": optimizer}, "epochs": epochs}
+
+    # Adam's rate was tuned after the SGD runs were committed: they still stand...
+    assert recipe(cfg("sgd", 0.002)) == recipe(cfg("sgd", 0.016))
+    # ...the Adam runs do not, nor does a run with another SGD rate or budget
+    assert recipe(cfg("adam", 0.002)) != recipe(cfg("adam", 0.016))
+    assert recipe(cfg("sgd", 0.002, sgd_lr=1.0)) != recipe(cfg("sgd", 0.002))
+    assert recipe(cfg("sgd", 0.002, epochs=6)) != recipe(cfg("sgd", 0.002))
+    # a record from before the hand-over option used its default
+    new = cfg("sgd", 0.002)
+    new["task"]["schedule"]["handover"] = "product"
+    assert recipe(cfg("sgd", 0.002)) == recipe(new)
