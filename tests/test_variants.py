@@ -87,3 +87,18 @@ def test_cli_writes_variants_table_figure_and_report_section(dirs, tmp_path, cap
     capsys.readouterr()
     assert main([*args, "--variant", "nonsense"]) == 2
     assert "expected NAME=RUNS_DIR" in capsys.readouterr().err
+
+
+def test_a_variant_over_several_batch_sizes_gets_a_row_and_a_series_each(dirs, tmp_path):
+    # a grid-wide variant (another hand-over, another base LR, a second seed) spans the batch
+    # sizes; `make analyze-<task>` passes it with --variant like the one-batch diagnostics
+    main_dir = dirs[0]
+    wide = tmp_path / "wide"
+    for batch, acc in ((128, 0.985), (1536, 0.97), (6000, 0.9)):
+        record(wide, "sqrt_legw", batch, 0, acc=acc)
+    out = tmp_path / "out"
+    assert main([str(main_dir), "--out", str(out), "--variant", f"wide={wide}"]) == 0
+    table = (out / "report.md").read_text().split("## Diagnostics")[1]
+    for batch in (128, 1536, 6000):
+        assert f"| wide | {batch} | 10 |" in table and f"| main | {batch} | 10 |" in table
+    assert (out / "variants.png").is_file()

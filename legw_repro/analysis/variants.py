@@ -100,18 +100,21 @@ def variants_table(cmp: pd.DataFrame) -> str:
 
 
 def plot_variants(cmp: pd.DataFrame, task: str) -> Figure:
-    """Headline metric per policy (x) and setting (marker/colour), mean ± std over seeds; a
-    setting where every seed diverged is an 'x' at the bottom edge."""
+    """Headline metric per policy (x) and series (marker/colour), mean ± std over seeds; a
+    series is one setting at one batch size (a variant may span several, as the hand-over
+    grids do); a series where every seed diverged is an 'x' at the bottom edge."""
     policies = ordered_policies(cmp["policy"])
-    settings = list(dict.fromkeys(cmp["setting"]))
+    series = list(dict.fromkeys(zip(cmp["setting"], cmp["batch_size"], strict=True)))
     metric = metric_info(cmp["metric"].dropna().iloc[0])
-    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2"]
-    markers = ["o", "s", "^", "D", "v", "P"]
-    fig, ax = new_figure((10, 5.8))
-    width = 0.7 / max(len(settings), 1)
-    for j, s in enumerate(settings):
-        d = cmp[cmp["setting"] == s].set_index("policy")
-        xs = np.arange(len(policies)) + (j - (len(settings) - 1) / 2) * width
+    colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#ff7f0e"]
+    colors += ["#17becf", "#bcbd22", "#7f7f7f"]
+    markers = ["o", "s", "^", "D", "v", "P", "X", "<", ">", "*"]
+    fig, ax = new_figure((10, 5.8 + 0.12 * max(len(series) - 4, 0)))
+    width = 0.7 / max(len(series), 1)
+    for j, (s, batch) in enumerate(series):
+        d = cmp[(cmp["setting"] == s) & (cmp["batch_size"] == batch)].set_index("policy")
+        xs = np.arange(len(policies)) + (j - (len(series) - 1) / 2) * width
+        color, marker = colors[j % len(colors)], markers[j % len(markers)]
         for x, p in zip(xs, policies, strict=True):
             if p not in d.index:
                 continue
@@ -119,17 +122,15 @@ def plot_variants(cmp: pd.DataFrame, task: str) -> Figure:
             y = metric.display([row["mean"]])[0]
             if np.isfinite(y):
                 e = metric.display([row["std"] if pd.notna(row["std"]) else 0.0])[0]
-                ax.errorbar(
-                    [x], [y], yerr=[e], color=colors[j % 6], marker=markers[j % 6], capsize=3
-                )
+                ax.errorbar([x], [y], yerr=[e], color=color, marker=marker, capsize=3)
             elif row["n_diverged"]:
-                edge_cross(ax, x, 0.04, colors[j % 6])
+                edge_cross(ax, x, 0.04, color)
         first = d.iloc[0]
         label = (
-            f"{s}: batch {int(first['batch_size'])}, {first['epochs']:g} epochs, "
+            f"{s}: batch {int(batch)}, {first['epochs']:g} epochs, "
             f"{first['steps']:g} steps, clip {first['clip']}"
         )
-        ax.plot([], [], color=colors[j % 6], marker=markers[j % 6], ls="none", label=label)
+        ax.plot([], [], color=color, marker=marker, ls="none", label=label)
     ax.set_xticks(range(len(policies)), policies)
     ax.set_ylabel(f"final {cmp['split'].dropna().iloc[0]} {metric.label}")
     ax.set_title(f"{task_title(task)}: budget and clipping diagnostics (x = all seeds diverged)")
