@@ -175,7 +175,8 @@ def restore(points: list[Point], records: Path) -> int:
 
 
 def export(points: list[Point], out: Path, variant: str) -> None:
-    """Compact copies of the records (thinned metrics, translations kept, no checkpoints) beside the results."""
+    """Compact copies of the records beside the results: thinned metrics, translations kept,
+    no checkpoints."""
     from legw_repro.analysis.archive import export_records
 
     shutil.rmtree(results_dir(out, variant) / "records", ignore_errors=True)
