@@ -114,13 +114,19 @@ def grids(args: argparse.Namespace, scale: str) -> dict[str, tuple[str, list[Poi
     return out
 
 
-def reference_root(args: argparse.Namespace, scale: str) -> Path:
-    """The committed results to compare with: results/<scale>/<task> where it exists (smoke),
-    else results/<task> (the scale the repository's results were made at)."""
+def has_records(root: Path, variants: list[str]) -> bool:
+    """Whether any grid (the main one or a variant) has run records under `root`."""
+    return any((results_dir(root, v) / "records").is_dir() for v in ["", *variants])
+
+
+def reference_root(args: argparse.Namespace, scale: str, variants: list[str]) -> Path:
+    """The committed results to compare with: results/<scale>/<task> where it or one of its
+    variants has records (smoke; paper, whose committed GNMT grids are variants only), else
+    results/<task> (the scale the repository's results were made at)."""
     if args.reference:
         return Path(args.reference)
     scaled = REPO / "results" / scale / args.task
-    return scaled if (scaled / "records").is_dir() else REPO / "results" / args.task
+    return scaled if has_records(scaled, variants) else REPO / "results" / args.task
 
 
 def narrowing(points: list[Point]) -> list[str]:
@@ -197,8 +203,8 @@ def analyze(out: Path, task: str, variants: list[str], reference: Path | None) -
     """The analysis of each variant's records, then of the main grid's, whose report sets the
     variants beside it; each compared with its reference records where those exist."""
     rc = 0
-    if not (out / "records").is_dir():
-        print(f"error: no run records in {out / 'records'}", file=sys.stderr)
+    if not has_records(out, variants):
+        print(f"error: no run records in {out / 'records'} or its variants'", file=sys.stderr)
         return 2
     for variant in [*variants, ""]:
         records = results_dir(out, variant) / "records"
@@ -228,10 +234,10 @@ def main(argv: list[str] | None = None) -> int:
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    ref = reference_root(args, scale)
     variants = [v for v in found if v]
+    ref = reference_root(args, scale, variants)
     if args.analyze_only:
-        if not (ref / "records").is_dir():
+        if not has_records(ref, variants):
             print(f"error: no committed records in {ref / 'records'}", file=sys.stderr)
             return 2
         return analyze(ref, args.task, variants, None)

@@ -131,3 +131,28 @@ def test_analyze_only_needs_committed_records(tmp_path):
 def test_train_only_refuses_a_flag_that_trains_nothing(tmp_path):
     res = _reproduce(tmp_path, "--train-only", "--dry-run")
     assert res.returncode == 2 and "--train-only trains, --dry-run does not" in res.stderr
+
+
+def _script():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("reproduce_script", REPO / "scripts/reproduce.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_committed_variant_records_alone_are_a_reference():
+    # results/paper/gnmt has no main-grid records, only its variants' (the GPU grids)
+    script = _script()
+    args = script.parse_args(["--task=gnmt", "--scale=paper"])
+    assert script.reference_root(args, "paper", ["base256"]) == REPO / "results/paper/gnmt"
+    assert script.reference_root(args, "paper", []) == REPO / "results/gnmt"
+
+
+def test_analyze_only_analyses_variant_records_without_a_main_grid(tmp_path):
+    ref = tmp_path / "ref"
+    shutil.copytree(REPO / "results/smoke/ptb/records", tmp_path / "ref-noclip/records")
+    res = _reproduce(tmp_path, "--analyze-only", f"--reference={ref}")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ref-noclip/report.md").is_file() and not ref.exists()
