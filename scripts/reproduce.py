@@ -54,6 +54,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--launcher", help="a configs/hydra/launcher preset (joblib, submitit_local, slurm_gpu...)"
     )
     ap.add_argument("--no-variants", action="store_true", help="the main grid only")
+    ap.add_argument(
+        "--grids", help="only these grids: 'main' and/or variant names, comma-separated"
+    )
     ap.add_argument("--restore", action="store_true", help="restore committed runs first")
     ap.add_argument("--dry-run", action="store_true", help="print the plan and its cost, exit")
     ap.add_argument("--analyze-only", action="store_true", help="analyse the committed records")
@@ -62,6 +65,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides for every run")
     args = ap.parse_args(argv)
+    if args.grids and args.no_variants:
+        ap.error(
+            "--grids names the grids to run, --no-variants keeps the main one: give one of them"
+        )
     if args.train_only and (args.analyze_only or args.dry_run):
         other = "--analyze-only" if args.analyze_only else "--dry-run"
         ap.error(f"--train-only trains, {other} does not: give one of them")
@@ -104,6 +111,8 @@ def grids(args: argparse.Namespace, scale: str) -> dict[str, tuple[str, list[Poi
     found = experiments(args.task, scale)
     if args.no_variants:
         found = {"": found[""]}
+    if args.grids:
+        found = _named(found, args.grids.split(","), f"{args.task} at scale {scale}")
     # the launcher's settings (hydra.launcher.partition=...) are not the runs' own
     job_args = [o for o in args.overrides if not o.lstrip("+~").startswith("hydra")]
     out = {}
@@ -114,19 +123,28 @@ def grids(args: argparse.Namespace, scale: str) -> dict[str, tuple[str, list[Poi
     return out
 
 
-def has_records(root: Path, variants: list[str]) -> bool:
-    """Whether any grid (the main one or a variant) has run records under `root`."""
-    return any((results_dir(root, v) / "records").is_dir() for v in ["", *variants])
+def has_records(root: Path, grids: list[str]) -> bool:
+    """Whether any of these grids ("" the main one, else a variant) has run records in `root`."""
+    return any((results_dir(root, v) / "records").is_dir() for v in grids)
 
 
-def reference_root(args: argparse.Namespace, scale: str, variants: list[str]) -> Path:
+def _named(found: dict[str, str], wanted: list[str], where: str) -> dict[str, str]:
+    """The grids --grids names ('main' is the experiment itself), or GridError listing them."""
+    known = [v or "main" for v in found]
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise GridError(f"--grids {','.join(unknown)}: no such grid for {where}; known: {known}")
+    return {v: name for v, name in found.items() if (v or "main") in wanted}
+
+
+def reference_root(args: argparse.Namespace, scale: str, grids: list[str]) -> Path:
     """The committed results to compare with: results/<scale>/<task> where it or one of its
     variants has records (smoke; paper, whose committed GNMT grids are variants only), else
     results/<task> (the scale the repository's results were made at)."""
     if args.reference:
         return Path(args.reference)
     scaled = REPO / "results" / scale / args.task
-    return scaled if has_records(scaled, variants) else REPO / "results" / args.task
+    return scaled if has_records(scaled, grids) else REPO / "results" / args.task
 
 
 def narrowing(points: list[Point]) -> list[str]:
@@ -199,14 +217,16 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def analyze(out: Path, task: str, variants: list[str], reference: Path | None) -> int:
-    """The analysis of each variant's records, then of the main grid's, whose report sets the
-    variants beside it; each compared with its reference records where those exist."""
+def analyze(
+    out: Path, task: str, variants: list[str], reference: Path | None, main: bool = True
+) -> int:
+    """The analysis of each variant's records, then (`main`) of the main grid's, whose report
+    sets the variants beside it; each compared with its reference records where those exist."""
     rc = 0
-    if not has_records(out, variants):
+    if not has_records(out, [*variants, ""] if main else variants):
         print(f"error: no run records in {out / 'records'} or its variants'", file=sys.stderr)
         return 2
-    for variant in [*variants, ""]:
+    for variant in [*variants, ""] if main else variants:
         records = results_dir(out, variant) / "records"
         if not records.is_dir():
             continue
@@ -235,12 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     variants = [v for v in found if v]
-    ref = reference_root(args, scale, variants)
+    ref = reference_root(args, scale, list(found))
     if args.analyze_only:
-        if not has_records(ref, variants):
+        if not has_records(ref, list(found)):
             print(f"error: no committed records in {ref / 'records'}", file=sys.stderr)
             return 2
-        return analyze(ref, args.task, variants, None)
+        return analyze(ref, args.task, variants, None, main="" in found)
     if args.dry_run:
         from legw_repro.plan_report import print_plan
 
@@ -265,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             f"==> records in {out / 'records'}; for the tables and figures, run again without --train-only"
         )
         return 0
-    return analyze(out, args.task, variants, ref)
+    return analyze(out, args.task, variants, ref, main="" in found)
 
 
 if __name__ == "__main__":

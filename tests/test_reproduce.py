@@ -146,8 +146,8 @@ def test_committed_variant_records_alone_are_a_reference():
     # results/paper/gnmt has no main-grid records, only its variants' (the GPU grids)
     script = _script()
     args = script.parse_args(["--task=gnmt", "--scale=paper"])
-    assert script.reference_root(args, "paper", ["base256"]) == REPO / "results/paper/gnmt"
-    assert script.reference_root(args, "paper", []) == REPO / "results/gnmt"
+    assert script.reference_root(args, "paper", ["", "base256"]) == REPO / "results/paper/gnmt"
+    assert script.reference_root(args, "paper", [""]) == REPO / "results/gnmt"
 
 
 def test_analyze_only_analyses_variant_records_without_a_main_grid(tmp_path):
@@ -156,3 +156,17 @@ def test_analyze_only_analyses_variant_records_without_a_main_grid(tmp_path):
     res = _reproduce(tmp_path, "--analyze-only", f"--reference={ref}")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "ref-noclip/report.md").is_file() and not ref.exists()
+
+
+def test_grids_picks_the_grids_to_analyse_and_names_the_known_ones(tmp_path):
+    ref = tmp_path / "ref"
+    for grid in ("ref", "ref-noclip"):
+        shutil.copytree(REPO / "results/smoke/ptb/records", tmp_path / grid / "records")
+    res = _reproduce(tmp_path, "--analyze-only", "--grids=noclip", f"--reference={ref}")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ref-noclip/report.md").is_file() and not (ref / "report.md").exists()
+    res = _reproduce(tmp_path, "--analyze-only", "--grids=main,nope", f"--reference={ref}")
+    assert res.returncode == 2 and "--grids nope: no such grid" in res.stderr
+    assert "known: ['main', 'noclip']" in res.stderr
+    res = _reproduce(tmp_path, "--grids=main", "--no-variants")
+    assert res.returncode == 2 and "give one of them" in res.stderr
