@@ -6,10 +6,17 @@
 # `timeout`; packing runs on exit whatever failed, so a stage that runs long still returns what
 # finished (the grid resumes from its checkpoints when run again).
 #
-#   scripts/gpu_session.sh prepare                 # here, once: .gpu/ = hydra, omegaconf, antlr4,
-#                                                  # the joblib launcher, the data (carry ".gpu")
+#   scripts/gpu_session.sh prepare [SETS...]       # here, once: .gpu/ = hydra, omegaconf, antlr4,
+#                                                  # the joblib launcher, the data sets named
+#                                                  # (default ptb mnist multi30k; carry ".gpu").
+#                                                  # The tree and .gpu travel together, 64 MiB at
+#                                                  # most: name only the sets the stages need
 #   scripts/gpu_session.sh checks tests bench      # on the GPU machine, first call (~5 min)
 #   scripts/gpu_session.sh grid                    # on the GPU machine, second call (~6 min)
+#   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe: Adam 0.004 / 0.008, 10 /
+#                                                  # 20 epochs, seeds 0-1, 8 side by side (~7 min)
+#   scripts/gpu_session.sh gnmt-grid               # gnmt_paper/base256, the committed points
+#                                                  # restored, the rest trained (~5 min)
 #   GPU_SESSION_SMOKE=1 scripts/gpu_session.sh checks tests bench grid   # on a CPU: device=cpu,
 #                                                  # smoke models and scale, to know it runs
 #
@@ -62,17 +69,37 @@ pack() {
 }
 
 do_prepare() {
-  local site
+  local site sets=("$@") tree
+  [ ${#sets[@]} -gt 0 ] || sets=(ptb mnist multi30k)
   site=$(echo .venv/lib/python3*/site-packages)
+  rm -rf .gpu/data
   mkdir -p .gpu/site/hydra_plugins .gpu/data
   for p in hydra omegaconf antlr4 hydra_core-*.dist-info omegaconf-*.dist-info \
       antlr4_python3_runtime-*.dist-info hydra_joblib_launcher-*.dist-info; do
     cp -r "$site"/$p .gpu/site/ || return 1
   done
   cp -r "$site/hydra_plugins/hydra_joblib_launcher" .gpu/site/hydra_plugins/ || return 1
-  cp -r "${LEGW_DATA_DIR:-../shared/data}"/. .gpu/data/ || return 1
+  for d in "${sets[@]}"; do
+    cp -r "${LEGW_DATA_DIR:-../shared/data}/$d" .gpu/data/ || return 1
+  done
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >>.git/info/exclude
   du -sh .gpu
+  # what travels: tracked and untracked-but-not-ignored files, plus .gpu
+  tree=$( { git ls-files -z --cached --others --exclude-standard; find .gpu -type f -print0; } |
+    du -cb --files0-from=- | tail -1 | cut -f1)
+  echo "tree + .gpu: $((tree / 1048576)) MiB of the 64 MiB the device tool carries"
+  [ "$tree" -le $((64 * 1048576)) ] || { echo "too big: name fewer data sets"; return 1; }
+}
+
+# the GNMT stages' runs, one line each: test BLEU (beam) and the final validation loss
+bleu_table() {
+  "$PY" - "$WORK/runs" <<'EOF'
+import json, pathlib, sys
+for f in sorted(pathlib.Path(sys.argv[1]).glob("gnmt*/**/summary.json")):
+    s = json.loads(f.read_text())
+    t = {k: round(v["bleu"], 1) for k, v in (s.get("test_sets") or {}).items()}
+    print(f.parent.relative_to(sys.argv[1]), s["status"], t, f"{s.get('wall_time_s', 0):.0f}s")
+EOF
 }
 
 do_checks() {
@@ -89,11 +116,16 @@ if dev == "cuda":
     assert torch.cuda.is_available(), "torch sees no GPU"
     print("device:", torch.cuda.get_device_name())
 data = os.environ.get("LEGW_DATA_DIR", "data")
-missing = [d for d in ("ptb", "mnist") if not os.path.isdir(os.path.join(data, d))]
-assert not missing, f"no {missing} under {data}"
+present = [d for d in ("ptb", "mnist", "multi30k") if os.path.isdir(os.path.join(data, d))]
+assert present, f"no data set (ptb, mnist, multi30k) under {data}: run `prepare` here first"
+print("data:", present)
 EOF
-  # one smoke run through the whole CLI on the device (seconds)
-  "$PY" -m legw_repro.train scale=smoke "device=$DEV" epochs=1 progress=false \
+  # one smoke run through the whole CLI on the device (seconds), of a task whose data came
+  local task=ptb data=${LEGW_DATA_DIR:-data}
+  if [ ! -d "$data/ptb" ]; then
+    if [ -d "$data/multi30k" ]; then task=gnmt; else task=mnist; fi
+  fi
+  "$PY" -m legw_repro.train "task=$task" scale=smoke "device=$DEV" epochs=1 progress=false \
     "hydra.run.dir=$WORK/check-run"
 }
 
@@ -131,12 +163,27 @@ do_stage() {
       stage grid "$([ "$SMOKE" = 1 ] && echo 400 || echo 390)" "$PY" scripts/reproduce.py \
         --task ptb --scale "$SCALE" --seeds 0 --jobs "$jobs" --no-variants \
         --runs-dir "$WORK/runs" --out "$WORK/grid" ;;
-    *) say "unknown stage $1 (prepare, checks, tests, bench, grid)"; return 2 ;;
+    gnmt-base)
+      # the base recipe's next steps towards 30 BLEU (docs/gnmt-tuning.md, "Left"); at batch 128
+      local exp=gnmt_paper/base256 sweep=(seed=0,1 task.adam.base_lr=0.004,0.008 epochs=10,20)
+      if [ "$SMOKE" = 1 ]; then exp=gnmt_smoke; sweep=(seed=0 task.adam.base_lr=0.004,0.008 epochs=1); fi
+      stage gnmt-base 480 "$PY" -m legw_repro.train -m "+experiment=$exp" policy=adam \
+        batch_size=128 "${sweep[@]}" "device=$DEV" progress=false hydra/launcher=joblib \
+        "hydra.launcher.n_jobs=${GRID_JOBS:-8}" "hydra.sweep.dir=$WORK/runs/gnmt-base" \
+        'hydra.sweep.subdir=adam-${task.adam.base_lr}-e${epochs}-s${seed}'
+      bleu_table | tee -a "$LOG" ;;
+    gnmt-grid)
+      local grid=base256
+      if [ "$SMOKE" = 1 ]; then grid=main; fi
+      stage gnmt-grid 480 "$PY" scripts/reproduce.py --task gnmt --scale "$SCALE" --grids "$grid" \
+        --restore --jobs "${GRID_JOBS:-8}" --runs-dir "$WORK/runs" --out "$WORK/gnmt-grid"
+      bleu_table | tee -a "$LOG" ;;
+    *) say "unknown stage $1 (prepare, checks, tests, bench, grid, gnmt-base, gnmt-grid)"; return 2 ;;
   esac
 }
 
 case ${1:-} in
-  prepare) do_prepare; exit $? ;;
+  prepare) shift; do_prepare "$@"; exit $? ;;
   _checks) do_checks; exit $? ;;  # a stage of its own process, so that `timeout` can run it
 esac
 trap pack EXIT

@@ -43,3 +43,20 @@ def test_checks_stage_runs_on_a_cpu_at_smoke_scale(tmp_path, shared_data_dir):
         names = tar.getnames()
     assert any(n.endswith("check-run/summary.json") for n in names)
     assert not any(n.endswith(".pt") for n in names)  # checkpoints stay behind
+
+
+@pytest.mark.slow
+def test_gnmt_base_stage_sweeps_the_rates_and_budgets_it_names(tmp_path, shared_data_dir):
+    res = _run(
+        tmp_path,
+        "gnmt-base",
+        LEGW_DATA_DIR=str(shared_data_dir),
+        LEGW_CACHE_DIR=str(tmp_path / "c"),
+    )
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "=== gnmt-base: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
+        names = tar.getnames()
+    for lr in ("0.004", "0.008"):  # one run dir per swept rate, named by it
+        assert any(n.endswith(f"gnmt-base/adam-{lr}-e1-s0/summary.json") for n in names)
+        assert f"gnmt-base/adam-{lr}-e1-s0 completed {{'test_2016_flickr'" in log
