@@ -217,16 +217,16 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def analyze(
-    out: Path, task: str, variants: list[str], reference: Path | None, main: bool = True
-) -> int:
-    """The analysis of each variant's records, then (`main`) of the main grid's, whose report
-    sets the variants beside it; each compared with its reference records where those exist."""
+def analyze(out: Path, task: str, grids: list[str], reference: Path | None) -> int:
+    """The analysis of each variant's records, then (if "" is among the `grids`) of the main
+    grid's, whose report sets the variants beside it; each compared with its reference records
+    where those exist."""
     rc = 0
-    if not has_records(out, [*variants, ""] if main else variants):
+    variants = [g for g in grids if g]
+    if not has_records(out, grids):
         print(f"error: no run records in {out / 'records'} or its variants'", file=sys.stderr)
         return 2
-    for variant in [*variants, ""] if main else variants:
+    for variant in [*variants, ""] if "" in grids else variants:
         records = results_dir(out, variant) / "records"
         if not records.is_dir():
             continue
@@ -254,13 +254,12 @@ def main(argv: list[str] | None = None) -> int:
     except GridError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    variants = [v for v in found if v]
     ref = reference_root(args, scale, list(found))
     if args.analyze_only:
         if not has_records(ref, list(found)):
             print(f"error: no committed records in {ref / 'records'}", file=sys.stderr)
             return 2
-        return analyze(ref, args.task, variants, None, main="" in found)
+        return analyze(ref, args.task, list(found), None)
     if args.dry_run:
         from legw_repro.plan_report import print_plan
 
@@ -285,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
             f"==> records in {out / 'records'}; for the tables and figures, run again without --train-only"
         )
         return 0
-    return analyze(out, args.task, variants, ref, main="" in found)
+    return analyze(out, args.task, list(found), ref)
 
 
 if __name__ == "__main__":
