@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from legw_repro.rules import OPTIMIZERS
 from legw_repro.spec import OptimizerSpec
 
 
@@ -36,4 +37,4 @@ def build_optimizer(opt: OptimizerSpec, model: nn.Module) -> torch.optim.Optimiz
             weight_decay=opt.weight_decay,
             **fused,
         )
-    raise ValueError(f"policy.optimizer={opt.name!r} is unknown; choose 'sgd' or 'adam'")
+    raise ValueError(f"policy.optimizer={opt.name!r} is unknown; choose one of {list(OPTIMIZERS)}")

@@ -16,6 +16,9 @@ from typing import Any
 
 from legw_repro.schedule import DECAYS, HANDOVERS, RULES, WARMUPS
 
+#: the optimizers a policy can name; each is a recipe block of the task (`task.sgd`, `task.adam`)
+OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+
 
 def show(value: Any) -> str:
     """A value as the user would type it (null, true, 'text', 3)."""
@@ -183,7 +186,7 @@ COMMON: dict[str, Rule] = {
     "wandb.tags": Rule("texts"),
     "wandb.run_id": text("derived from the run directory"),
     "policy.name": TEXT,
-    "policy.optimizer": choice("sgd", "adam"),
+    "policy.optimizer": choice(*OPTIMIZERS),
     "policy.rule": choice(*RULES),
     "policy.warmup": choice(*WARMUPS),
     "policy.lr_multiplier": positive(hint="the tuned-LR oracle's factor on the recipe's rate"),
@@ -197,7 +200,7 @@ COMMON: dict[str, Rule] = {
     "task.schedule.handover": choice(*HANDOVERS),
     "task.schedule.decay": choice(*DECAYS),
 }
-for _opt in ("sgd", "adam"):
+for _opt in OPTIMIZERS:
     COMMON |= {
         f"task.{_opt}.base_lr": positive(),
         f"task.{_opt}.momentum": fraction(),

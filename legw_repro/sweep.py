@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from legw_repro.rules import OPTIMIZERS
+
 #: statuses of a run that is done: a relaunch skips it
 FINISHED = ("completed", "diverged")
 #: the policy keys that do not change a run at k = 1
 K1_FREE = ("name", "rule", "warmup")
-#: the task's optimizer recipes (`task.sgd`, `task.adam`); a policy names the one it uses
-OPTIMIZERS = ("sgd", "adam")
 
 
 @dataclass(frozen=True)

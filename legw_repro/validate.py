@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from legw_repro.fingerprint import flatten
-from legw_repro.rules import rules_for, show
+from legw_repro.rules import OPTIMIZERS, rules_for, show
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 #: groups whose options are chosen by name on the command line (`task=ptb`)
@@ -150,9 +150,9 @@ def task_class(cfg: DictConfig) -> type:
 def check_recipe(cfg: DictConfig) -> DictConfig:
     """The task's recipe for the policy's optimizer (task.sgd / task.adam)."""
     name = str(cfg.policy.optimizer)
-    if name not in ("sgd", "adam"):
+    if name not in OPTIMIZERS:
         raise ConfigError(
-            f"policy.optimizer={name!r} is not allowed; choose one of ['sgd', 'adam']"
+            f"policy.optimizer={name!r} is not allowed; choose one of {list(OPTIMIZERS)}"
         )
     recipe = cfg.task.get(name)
     if recipe is None:
