@@ -13,8 +13,9 @@
 #                                                  # most: name only the sets the stages need
 #   scripts/gpu_session.sh checks tests bench      # on the GPU machine, first call (~5 min)
 #   scripts/gpu_session.sh grid                    # on the GPU machine, second call (~6 min)
-#   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe: Adam 0.004 / 0.008, 10 /
-#                                                  # 20 epochs, seeds 0-1, 8 side by side (~7 min)
+#   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe: Adam 0.004, 20 epochs,
+#                                                  # dropout 0.3 / 0.4 / 0.5, seeds 0-1, 6 side by
+#                                                  # side (~7 min; GNMT_BASE_SWEEP for others)
 #   scripts/gpu_session.sh gnmt-grid               # gnmt_paper/base256, the committed points
 #                                                  # restored, the rest trained (~5 min)
 #   GPU_SESSION_SMOKE=1 scripts/gpu_session.sh checks tests bench grid   # on a CPU: device=cpu,
@@ -25,7 +26,8 @@
 # Env: PYTHON (default .venv/bin/python if there, else python3), GRID_JOBS (runs side by side;
 # default: the best of the concurrency measurement if this machine made one, else 4),
 # GPU_SESSION_WORK (default /tmp/legw-gpu-session), GPU_SESSION_DEADLINE_S (seconds this call
-# may take, default 570: the device tool stops a command at 600).
+# may take, default 570: the device tool stops a command at 600), GNMT_BASE_SWEEP (the gnmt-base
+# stage's Hydra sweep overrides, space-separated; default below).
 
 set -u -o pipefail
 cd "$(dirname "$0")/.."
@@ -164,13 +166,20 @@ do_stage() {
         --task ptb --scale "$SCALE" --seeds 0 --jobs "$jobs" --no-variants \
         --runs-dir "$WORK/runs" --out "$WORK/grid" ;;
     gnmt-base)
-      # the base recipe's next steps towards 30 BLEU (docs/gnmt-tuning.md, "Left"); at batch 128
-      local exp=gnmt_paper/base256 sweep=(seed=0,1 task.adam.base_lr=0.004,0.008 epochs=10,20)
-      if [ "$SMOKE" = 1 ]; then exp=gnmt_smoke; sweep=(seed=0 task.adam.base_lr=0.004,0.008 epochs=1); fi
+      # the base recipe's next steps towards 30 BLEU (docs/gnmt-tuning.md, "Left"); at batch 128.
+      # 20 epochs at dropout 0.2 over-fit (train NLL 1.49, valid 2.57: step 6), so more dropout
+      # GNMT_BASE_SWEEP: other Hydra sweep overrides, space-separated; the run dirs name the rate,
+      # epochs, vocabulary, width, dropout and seed, so any of those may be swept
+      local exp=gnmt_paper/base256 sweep
+      read -r -a sweep <<<"${GNMT_BASE_SWEEP:-seed=0,1 task.adam.base_lr=0.004 epochs=20 task.model.dropout=0.3,0.4,0.5}"
+      if [ "$SMOKE" = 1 ]; then
+        exp=gnmt_smoke
+        read -r -a sweep <<<"${GNMT_BASE_SWEEP:-seed=0 task.adam.base_lr=0.004,0.008 epochs=1}"
+      fi
       stage gnmt-base 480 "$PY" -m legw_repro.train -m "+experiment=$exp" policy=adam \
         batch_size=128 "${sweep[@]}" "device=$DEV" progress=false hydra/launcher=joblib \
         "hydra.launcher.n_jobs=${GRID_JOBS:-8}" "hydra.sweep.dir=$WORK/runs/gnmt-base" \
-        'hydra.sweep.subdir=adam-${task.adam.base_lr}-e${epochs}-s${seed}'
+        'hydra.sweep.subdir=adam-${task.adam.base_lr}-e${epochs}-v${task.subword.vocab_size}-h${task.model.hidden}-d${task.model.dropout}-s${seed}'
       bleu_table | tee -a "$LOG" ;;
     gnmt-grid)
       local grid=base256

@@ -52,11 +52,13 @@ def test_gnmt_base_stage_sweeps_the_rates_and_budgets_it_names(tmp_path, shared_
         "gnmt-base",
         LEGW_DATA_DIR=str(shared_data_dir),
         LEGW_CACHE_DIR=str(tmp_path / "c"),
+        GNMT_BASE_SWEEP="seed=0 task.adam.base_lr=0.002,0.004 epochs=1",  # not the default rates
     )
     log = (tmp_path / "out" / "session.log").read_text()
     assert "=== gnmt-base: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
     with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
         names = tar.getnames()
-    for lr in ("0.004", "0.008"):  # one run dir per swept rate, named by it
-        assert any(n.endswith(f"gnmt-base/adam-{lr}-e1-s0/summary.json") for n in names)
-        assert f"gnmt-base/adam-{lr}-e1-s0 completed {{'test_2016_flickr'" in log
+    for lr in ("0.002", "0.004"):  # one run dir per swept rate, named by it
+        run = f"gnmt-base/adam-{lr}-e1-v1000-h32-d0.0-s0"  # the smoke model's sizes
+        assert any(n.endswith(f"{run}/summary.json") for n in names)
+        assert f"{run} completed {{'test_2016_flickr'" in log
