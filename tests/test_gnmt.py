@@ -269,6 +269,21 @@ def test_cli_smoke_run_record_with_translations(reference_run):
 
 
 @pytest.mark.slow
+def test_fit_script_reads_the_last_checkpoint_on_both_splits(reference_run):
+    rd, _ = reference_run
+    res = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gnmt_fit.py"), str(rd), "--threads", "1"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    last_valid = [r for r in read_rows(rd, "eval") if r["split"] == "valid"][-1]
+    # the same function as the run's own validation loss, on the final weights
+    assert out["valid_nll"] == pytest.approx(last_valid["loss"], abs=1e-3)
+    assert 0.0 < out["train_nll"] < 20.0
+
+
+@pytest.mark.slow
 def test_killed_and_resumed_equals_uninterrupted(tmp_path, reference_run):
     ref, common = reference_run
     crashed = tmp_path / "crashed"
