@@ -15,7 +15,7 @@
 #   scripts/gpu_session.sh grid                    # on the GPU machine, second call (~6 min)
 #   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe: Adam 0.004, 20 epochs,
 #                                                  # dropout 0.3 / 0.4 / 0.5, seeds 0-1, 6 side by
-#                                                  # side (~7 min; GNMT_BASE_SWEEP for others)
+#                                                  # side (~6 min, estimated; GNMT_BASE_SWEEP)
 #   scripts/gpu_session.sh gnmt-grid               # gnmt_paper/base256, the committed points
 #                                                  # restored, the rest trained (~5 min)
 #   GPU_SESSION_SMOKE=1 scripts/gpu_session.sh checks tests bench grid   # on a CPU: device=cpu,
@@ -167,7 +167,7 @@ do_stage() {
         --runs-dir "$WORK/runs" --out "$WORK/grid" ;;
     gnmt-base)
       # the base recipe's next steps towards 30 BLEU (docs/gnmt-tuning.md, "Left"); at batch 128.
-      # 20 epochs at dropout 0.2 over-fit (train NLL 1.49, valid 2.57: step 6), so more dropout
+      # 20 epochs at dropout 0.2 over-fit (train NLL 1.43, valid 2.57: step 6), so more dropout
       # GNMT_BASE_SWEEP: other Hydra sweep overrides, space-separated; the run dirs name the rate,
       # epochs, vocabulary, width, dropout and seed, so any of those may be swept
       local exp=gnmt_paper/base256 sweep
