@@ -176,7 +176,7 @@ do_stage() {
         exp=gnmt_smoke
         read -r -a sweep <<<"${GNMT_BASE_SWEEP:-seed=0 task.adam.base_lr=0.004,0.008 epochs=1}"
       fi
-      stage gnmt-base 480 "$PY" -m legw_repro.train -m "+experiment=$exp" policy=adam \
+      stage gnmt-base 570 "$PY" -m legw_repro.train -m "+experiment=$exp" policy=adam \
         batch_size=128 "${sweep[@]}" "device=$DEV" progress=false hydra/launcher=joblib \
         "hydra.launcher.n_jobs=${GRID_JOBS:-8}" "hydra.sweep.dir=$WORK/runs/gnmt-base" \
         'hydra.sweep.subdir=adam-${task.adam.base_lr}-e${epochs}-v${task.subword.vocab_size}-h${task.model.hidden}-d${task.model.dropout}-s${seed}'
