@@ -108,8 +108,11 @@ def recipe(config: Mapping[str, Any]) -> dict[str, Any]:
     """What decides a finished run's result, to tell whether a committed record still stands for
     a point: the task recipe and the epoch budget. The optimizer block the policy does not use
     is left out, so that tuning Adam's rate does not make the SGD records stale. Records from
-    before `task.schedule.handover` existed used its default, `product`."""
+    before `task.schedule.handover` existed used its default, `product`. `task.epochs` is only
+    the default of the top-level `epochs` (the budget a run trains for, compared below), so a
+    grid that sets its own budget keeps its records when the task's default budget moves."""
     task = json.loads(json.dumps(dict(config.get("task", {})), default=str))
+    task.pop("epochs", None)
     used = config.get("policy", {}).get("optimizer")
     for name in OPTIMIZERS:
         if name != used:

@@ -132,6 +132,10 @@ def test_a_record_stands_for_a_point_unless_the_recipe_it_used_changed():
     assert recipe(cfg("adam", 0.002)) != recipe(cfg("adam", 0.016))
     assert recipe(cfg("sgd", 0.002, sgd_lr=1.0)) != recipe(cfg("sgd", 0.002))
     assert recipe(cfg("sgd", 0.002, epochs=6)) != recipe(cfg("sgd", 0.002))
+    # the task's default budget is not the run's: only the top-level epochs count
+    other_default = cfg("sgd", 0.002)
+    other_default["task"]["epochs"] = 20
+    assert recipe(other_default) == recipe(cfg("sgd", 0.002))
     # a record from before the hand-over option used its default
     new = cfg("sgd", 0.002)
     new["task"]["schedule"]["handover"] = "product"
