@@ -134,6 +134,27 @@ def test_missing_data_names_directory(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["ptb", "mnist", "gnmt"])
+def test_cli_missing_data_is_laid_out_on_lines(tmp_path, task):
+    where = tmp_path / "nowhere"
+    res = run_cli(
+        f"task={task}",
+        "scale=smoke",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"LEGW_DATA_DIR": str(where), "LEGW_OFFLINE": "1"},
+        timeout=120,
+    )
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    first = [i for i, ln in enumerate(lines) if ln.startswith("error: ")]
+    assert len(first) == 1 and "data file(s) missing from" in lines[first[0]]
+    assert str(where.resolve()) in lines[first[0]] and "(LEGW_OFFLINE is set)" in lines[first[0]]
+    files = [ln for ln in lines[first[0] :] if "  <- https://" in ln]
+    assert len(files) == {"ptb": 3, "mnist": 4, "gnmt": 8}[task]
+    assert any(f"another data root than {where.resolve()} " in ln for ln in lines)
+
+
+@pytest.mark.slow
 def test_cli_errors_exit_2_with_one_line(tmp_path, shared_data_dir):
     res = run_cli(
         *SMALL, f"data_dir={shared_data_dir}", "batch_size=0", f"hydra.run.dir={tmp_path}"
@@ -141,7 +162,8 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, shared_data_dir):
     assert res.returncode == 2
     assert "error: batch_size=0 must be a positive integer" in res.stderr
     res = run_cli(*SMALL, "policy=bogus", f"hydra.run.dir={tmp_path}")
-    assert res.returncode != 0 and "policy" in res.stderr and "sqrt_legw" in res.stderr
+    assert res.returncode == 2 and "is not an option of policy" in res.stderr
+    assert "sqrt_legw" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
