@@ -188,15 +188,44 @@ def test_wandb_offline_mirror_writes_files_and_tags(tmp_path, shared_data_dir, m
     assert offline and list(offline[0].glob("*.wandb"))
 
 
-def test_wandb_auto_mode_is_offline_without_key(monkeypatch):
+def test_wandb_is_off_unless_asked_for(monkeypatch):
     from legw_repro.records import resolve_wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert resolve_wandb_mode("auto") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # a key alone (another project's) is no request
+    assert resolve_wandb_mode("auto") == "disabled"
+    assert resolve_wandb_mode("online") == "online" and resolve_wandb_mode("offline") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "offline")
     assert resolve_wandb_mode("auto") == "offline"
+    assert resolve_wandb_mode("disabled") == "disabled"  # the config's explicit word wins
+
+
+# SMALL without its wandb.mode=disabled: the default a new user gets
+UNASKED = [a for a in SMALL if not a.startswith("wandb.")]
+
+
+def test_a_default_run_does_not_touch_wandb(tmp_path, shared_data_dir, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert resolve_wandb_mode("auto") == "online"
-    assert resolve_wandb_mode("disabled") == "disabled"
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` now raises ImportError
+    s = run(make_cfg(*UNASKED, f"data_dir={shared_data_dir}"), tmp_path / "run")
+    assert s["status"] == "completed"
+    assert not (tmp_path / "run" / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_a_default_cli_run_prints_no_wandb_line(tmp_path, shared_data_dir):
+    rd = tmp_path / "run"
+    res = run_cli(
+        *UNASKED, f"data_dir={shared_data_dir}", f"hydra.run.dir={rd}", env={"WANDB_MODE": None}
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "wandb" not in (res.stdout + res.stderr).lower()
+    assert summary(rd)["status"] == "completed" and not (rd / "wandb").exists()
 
 
 @pytest.mark.slow
