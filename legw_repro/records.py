@@ -59,13 +59,13 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 
 def resolve_wandb_mode(mode: str) -> str:
-    """auto: WANDB_MODE if set, else online with an API key, else offline (never needs a network)."""
+    """auto: WANDB_MODE if set, else disabled. W&B runs only when asked for (wandb.mode=online
+    or offline, or WANDB_MODE): unasked, it printed dozens of `wandb:` lines a run and wrote an
+    offline copy of every run, even for a user without an account (an API key in the
+    environment may be another project's, so it does not count as asking)."""
     if mode != "auto":
         return mode
-    env = os.environ.get("WANDB_MODE")
-    if env:
-        return env
-    return "online" if os.environ.get("WANDB_API_KEY") else "offline"
+    return os.environ.get("WANDB_MODE") or "disabled"
 
 
 class RunRecord:

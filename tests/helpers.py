@@ -19,8 +19,16 @@ def make_cfg(*overrides: str) -> DictConfig:
         return compose(config_name="train", overrides=list(overrides))
 
 
-def run_cli(*args: str, module: str = "legw_repro.train", torchrun: int = 0, timeout: int = 300):
-    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1"}
+def run_cli(
+    *args: str,
+    module: str = "legw_repro.train",
+    torchrun: int = 0,
+    timeout: int = 300,
+    env: dict[str, str | None] | None = None,
+):
+    """`env`: variables to set on top of these, None to remove one (`{"WANDB_MODE": None}`)."""
+    env = {**os.environ, "WANDB_MODE": "disabled", "OMP_NUM_THREADS": "1", **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
     if torchrun:
         cmd = [
             sys.executable,

@@ -54,6 +54,9 @@ def test_missing_offline_names_the_directory(tmp_path, monkeypatch):
     msg = str(e.value)
     assert str(tmp_path / "multi30k" / "raw") in msg and "train.en.gz" in msg
     assert "raw.githubusercontent.com/multi30k/dataset" in msg
+    # the data root is the data_dir the user gave, not the folder above raw/
+    assert f"another data root than {tmp_path.resolve()} " in msg
+    assert "<data_dir>/multi30k/raw/" in msg
 
 
 def test_corrupt_file_is_refused(tmp_path, shared_data_dir):

@@ -89,6 +89,31 @@ def test_missing_offline(tmp_path, monkeypatch, how):
     assert list(d.iterdir()) == [d / "a.txt"]  # nothing written
 
 
+def test_missing_files_are_printed_on_lines(tmp_path, monkeypatch, capsys):
+    """The command line keeps this error's lines (one a file and its URL), after a first line
+    that says what is wrong; any other error stays one line."""
+    from legw_repro.cli_checks import fail
+
+    monkeypatch.setenv("LEGW_OFFLINE", "1")
+    with pytest.raises(DataError) as ei:
+        ensure_files(tmp_path / "ptb", PTB_FILES, dataset="ptb")
+    with pytest.raises(SystemExit) as exit_:
+        fail(ei.value, 2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_.value.code == 2
+    assert lines[0] == (
+        f"error: ptb: 3 data file(s) missing from {(tmp_path / 'ptb').resolve()} "
+        "(LEGW_OFFLINE is set)"
+    )
+    for spec in PTB_FILES:  # one line each: the file and where it comes from
+        assert [ln.split() for ln in lines if spec.url in ln] == [[spec.name, "<-", spec.url]]
+    assert any(ln.startswith("Put the file(s) in exactly this directory: ") for ln in lines)
+    assert any("LEGW_DATA_DIR" in ln for ln in lines) and 5 <= len(lines) <= 9
+    with pytest.raises(SystemExit):
+        fail(ValueError("a value\n  on two lines"), 2)
+    assert capsys.readouterr().err == "error: a value on two lines\n"
+
+
 def test_reachability_probe_is_local_and_quick():
     # port 1 on loopback: refused immediately; no traffic leaves the machine
     assert _REAL_CAN_REACH("http://127.0.0.1:1/x", timeout=0.5) is False

@@ -134,6 +134,27 @@ def test_missing_data_names_directory(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("task", ["ptb", "mnist", "gnmt"])
+def test_cli_missing_data_is_laid_out_on_lines(tmp_path, task):
+    where = tmp_path / "nowhere"
+    res = run_cli(
+        f"task={task}",
+        "scale=smoke",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"LEGW_DATA_DIR": str(where), "LEGW_OFFLINE": "1"},
+        timeout=120,
+    )
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    first = [i for i, ln in enumerate(lines) if ln.startswith("error: ")]
+    assert len(first) == 1 and "data file(s) missing from" in lines[first[0]]
+    assert str(where.resolve()) in lines[first[0]] and "(LEGW_OFFLINE is set)" in lines[first[0]]
+    files = [ln for ln in lines[first[0] :] if "  <- https://" in ln]
+    assert len(files) == {"ptb": 3, "mnist": 4, "gnmt": 8}[task]
+    assert any(f"another data root than {where.resolve()} " in ln for ln in lines)
+
+
+@pytest.mark.slow
 def test_cli_errors_exit_2_with_one_line(tmp_path, shared_data_dir):
     res = run_cli(
         *SMALL, f"data_dir={shared_data_dir}", "batch_size=0", f"hydra.run.dir={tmp_path}"
@@ -141,7 +162,8 @@ def test_cli_errors_exit_2_with_one_line(tmp_path, shared_data_dir):
     assert res.returncode == 2
     assert "error: batch_size=0 must be a positive integer" in res.stderr
     res = run_cli(*SMALL, "policy=bogus", f"hydra.run.dir={tmp_path}")
-    assert res.returncode != 0 and "policy" in res.stderr and "sqrt_legw" in res.stderr
+    assert res.returncode == 2 and "is not an option of policy" in res.stderr
+    assert "sqrt_legw" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.slow
@@ -166,15 +188,44 @@ def test_wandb_offline_mirror_writes_files_and_tags(tmp_path, shared_data_dir, m
     assert offline and list(offline[0].glob("*.wandb"))
 
 
-def test_wandb_auto_mode_is_offline_without_key(monkeypatch):
+def test_wandb_is_off_unless_asked_for(monkeypatch):
     from legw_repro.records import resolve_wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    assert resolve_wandb_mode("auto") == "disabled"
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # a key alone (another project's) is no request
+    assert resolve_wandb_mode("auto") == "disabled"
+    assert resolve_wandb_mode("online") == "online" and resolve_wandb_mode("offline") == "offline"
+    monkeypatch.setenv("WANDB_MODE", "offline")
     assert resolve_wandb_mode("auto") == "offline"
+    assert resolve_wandb_mode("disabled") == "disabled"  # the config's explicit word wins
+
+
+# SMALL without its wandb.mode=disabled: the default a new user gets
+UNASKED = [a for a in SMALL if not a.startswith("wandb.")]
+
+
+def test_a_default_run_does_not_touch_wandb(tmp_path, shared_data_dir, monkeypatch):
+    import sys
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert resolve_wandb_mode("auto") == "online"
-    assert resolve_wandb_mode("disabled") == "disabled"
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` now raises ImportError
+    s = run(make_cfg(*UNASKED, f"data_dir={shared_data_dir}"), tmp_path / "run")
+    assert s["status"] == "completed"
+    assert not (tmp_path / "run" / "wandb").exists()
+
+
+@pytest.mark.slow
+def test_a_default_cli_run_prints_no_wandb_line(tmp_path, shared_data_dir):
+    rd = tmp_path / "run"
+    res = run_cli(
+        *UNASKED, f"data_dir={shared_data_dir}", f"hydra.run.dir={rd}", env={"WANDB_MODE": None}
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "wandb" not in (res.stdout + res.stderr).lower()
+    assert summary(rd)["status"] == "completed" and not (rd / "wandb").exists()
 
 
 @pytest.mark.slow

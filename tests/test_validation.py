@@ -21,7 +21,7 @@ from legw_repro.fingerprint import flatten
 from legw_repro.rules import DECAY_BLOCKS, GNMT, MNIST, PTB, TASK_RULES, rules_for
 from legw_repro.spec import RunSpec, build_spec
 from legw_repro.train import run
-from legw_repro.validate import ConfigError, resolved
+from legw_repro.validate import CONFIGS, ConfigError, resolved
 from tests.helpers import make_cfg, run_cli
 from tests.test_train import SMALL
 
@@ -184,6 +184,52 @@ def test_unwritable_run_dir_is_refused(tmp_path):
         run(make_cfg(*SMALL), blocker / "run")
 
 
+# -- a config group's option: checked before Hydra, with the closest one ----------------------
+GROUP_CASES = [
+    (["policy=sqrt-legw"], "policy=sqrt-legw is not an option of policy; did you mean sqrt_legw?"),
+    (["-m", "policy=sqrt-legw,linear"], "policy=sqrt-legw is not an option of policy; did you"),
+    (["-m", "policy=choice(linear,sqrtlegw)"], "policy=sqrtlegw is not an option"),
+    (["task=PTB"], "task=PTB is not an option of task; did you mean ptb?"),
+    (["scale=smol"], "scale=smol is not an option of scale; did you mean smoke?"),
+    (["task_scale=ptb_smok"], "task_scale=ptb_smok is not an option of task_scale; did you"),
+    (["+experiment=ptb_smok"], "+experiment=ptb_smok is not an option of experiment; did you me"),
+    (["+experiment=mnist_cpu/lng"], "did you mean mnist_cpu/long?"),
+    (["experiment=ptb_smoke"], "experiment=ptb_smoke: experiment is not in the defaults list"),
+    (["hydra/launcher=slurm"], "hydra/launcher=slurm is not an option of hydra/launcher; did"),
+    (["hydra/launchr=joblib"], "hydra/launchr is not a config group; did you mean hydra/launcher?"),
+]
+
+
+@pytest.mark.parametrize(("args", "needle"), GROUP_CASES, ids=[" ".join(c[0]) for c in GROUP_CASES])
+def test_a_wrong_group_option_is_refused_in_one_line(args, needle, capsys):
+    from legw_repro.cli_checks import check_overrides
+
+    with pytest.raises(SystemExit) as e:
+        check_overrides([*SMALL, *args])
+    err = capsys.readouterr().err
+    assert e.value.code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and needle in err, err
+
+
+def _options(group: str) -> list[str]:
+    folder = CONFIGS / group
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml"))
+
+
+@pytest.mark.parametrize("group", ["task", "policy", "scale", "task_scale", "experiment"])
+def test_every_shipped_option_is_accepted(group):
+    from legw_repro.cli_checks import check_overrides
+
+    prefix = "+" if group == "experiment" else ""
+    for option in _options(group):
+        check_overrides([f"{prefix}{group}={option}"])
+    check_overrides(["-m", f"{group}={','.join(_options(group))}", "+experiment=ptb_smoke"])
+    check_overrides(
+        [f"hydra/launcher={','.join(_options('hydra/launcher'))}", "hydra/launcher=basic"]
+    )
+    check_overrides([f"{group}=glob(*)", f"~{group}", f"{group}=null", "+experiment=ptb_smoke"])
+
+
 # -- arbitrary values at every key: valid, or a one-line ConfigError, never anything else --------
 @functools.cache
 def _base(task: str):
@@ -236,6 +282,9 @@ def test_any_override_is_valid_or_refused_in_one_line(case):
         (["+batchsize=20"], "did you mean batch_size?"),
         (["batchsize=20"], "did you mean batch_size?"),
         (["precision=bf16", "device=cpu"], "error: precision='bf16'"),
+        (["policy=sqrt-legw"], "error: policy=sqrt-legw is not an option of policy; did you mean"),
+        (["-m", "policy=sqrt-legw,linear"], "did you mean sqrt_legw?"),
+        (["+experiment=ptb_smok"], "did you mean ptb_smoke?"),
     ],
 )
 def test_cli_refuses_with_exit_2_and_no_traceback(tmp_path, args, needle):

@@ -45,7 +45,15 @@ _DOWNLOAD_TIMEOUT_S = 60.0
 
 
 class DataError(RuntimeError):
-    """A data file is missing, corrupt, or cannot be obtained. The message says how to fix it."""
+    """A data file is missing, corrupt, or cannot be obtained. The message says how to fix it.
+
+    `keep_lines`: the message is laid out on lines (one a missing file, the expected and actual
+    checksums), its first saying what is wrong; the command line prints them as they are, where
+    it joins any other message into one line."""
+
+    def __init__(self, message: str = "", *, keep_lines: bool = False) -> None:
+        super().__init__(message)
+        self.keep_lines = keep_lines
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,8 @@ def _verify(path: Path, spec: FileSpec) -> None:
             f"  actual   sha256 {actual}\n"
             f"The file is corrupt, truncated or not the official version. Fix: delete it "
             f"(rm {str(path)!r}) so it is downloaded again from {spec.url}, or replace it with "
-            f"the official file."
+            f"the official file.",
+            keep_lines=True,
         )
 
 
@@ -184,7 +193,8 @@ def _download(spec: FileSpec, dest: Path) -> None:
                 f"downloaded {spec.name} from {spec.url} but its checksum is wrong:\n"
                 f"  expected sha256 {spec.sha256}\n"
                 f"  actual   sha256 {actual}\n"
-                f"Nothing was written to {dest}. Get the official file and place it there by hand."
+                f"Nothing was written to {dest}. Get the official file and place it there by hand.",
+                keep_lines=True,
             )
         os.replace(tmp, dest)
     except BaseException:
@@ -198,17 +208,23 @@ def _download(spec: FileSpec, dest: Path) -> None:
 # main entry point
 
 
-def _missing_message(dataset: str, dataset_dir: Path, missing: list[FileSpec], why: str) -> str:
+def _missing_error(
+    dataset: str, dataset_dir: Path, data_root: Path, missing: list[FileSpec], why: str
+) -> DataError:
+    """What is missing (first line), where each file comes from (a line each), and the two fixes:
+    put them there, or point the data root elsewhere."""
+    where, root = dataset_dir.resolve(), data_root.resolve()
+    rel = where.relative_to(root) if where.is_relative_to(root) else where.name
+    width = max(len(s.name) for s in missing)
     lines = [
-        f"{dataset}: {len(missing)} data file(s) missing from {dataset_dir.resolve()} ({why}):",
-        *[f"  {s.name}   <- {s.url}" for s in missing],
-        f"Put the file(s) in exactly this directory: {dataset_dir.resolve()}",
-        "(download them from the URLs above; their sha256 must match the pinned values).",
-        f"The data root is {dataset_dir.parent.resolve()}; choose another one with "
-        f"data_dir=... or the LEGW_DATA_DIR environment variable "
-        f"(the data set lives in <data_dir>/{dataset_dir.name}/).",
+        f"{dataset}: {len(missing)} data file(s) missing from {where} ({why})",
+        *[f"  {s.name:<{width}}  <- {s.url}" for s in missing],
+        f"Put the file(s) in exactly this directory: {where}",
+        "  (download them from the URLs above; their sha256 must match the pinned values),",
+        f"or choose another data root than {root} with data_dir=... or the LEGW_DATA_DIR",
+        f"  environment variable (the data set lives in <data_dir>/{rel}/).",
     ]
-    return "\n".join(lines)
+    return DataError("\n".join(lines), keep_lines=True)
 
 
 def ensure_files(
@@ -217,6 +233,7 @@ def ensure_files(
     *,
     dataset: str,
     allow_download: bool | None = None,
+    data_root: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """Make sure every file of ``specs`` is in ``dataset_dir`` with the right sha256.
 
@@ -224,8 +241,10 @@ def ensure_files(
     overwritten). Missing files are downloaded when allowed: ``allow_download=True`` always
     tries; ``None`` (default) tries unless ``LEGW_OFFLINE=1`` or the source host does not
     answer a quick connection attempt; ``False`` never downloads. Returns ``{name: path}``.
+    ``data_root``: the ``data_dir`` the error names (default: the parent of ``dataset_dir``).
     """
     dataset_dir = Path(dataset_dir)
+    root = Path(data_root) if data_root is not None else dataset_dir.parent
     specs = list(specs)
     paths = {s.name: dataset_dir / s.name for s in specs}
 
@@ -239,15 +258,15 @@ def ensure_files(
         return paths
 
     if allow_download is False:
-        raise DataError(_missing_message(dataset, dataset_dir, missing, "downloads disabled"))
+        raise _missing_error(dataset, dataset_dir, root, missing, "downloads disabled")
     if allow_download is None:
         if _offline_env():
-            raise DataError(_missing_message(dataset, dataset_dir, missing, "LEGW_OFFLINE is set"))
+            raise _missing_error(dataset, dataset_dir, root, missing, "LEGW_OFFLINE is set")
         unreachable = sorted({s.url for s in missing if not _can_reach(s.url)})
         if unreachable:
             host = urllib.parse.urlsplit(unreachable[0]).netloc or unreachable[0]
-            raise DataError(
-                _missing_message(dataset, dataset_dir, missing, f"offline: cannot reach {host}")
+            raise _missing_error(
+                dataset, dataset_dir, root, missing, f"offline: cannot reach {host}"
             )
 
     for s in missing:
@@ -256,7 +275,7 @@ def ensure_files(
         except DataError:
             raise
         except (OSError, urllib.error.URLError, ValueError) as e:
-            raise DataError(
-                _missing_message(dataset, dataset_dir, missing, f"downloading {s.name} failed: {e}")
+            raise _missing_error(
+                dataset, dataset_dir, root, missing, f"downloading {s.name} failed: {e}"
             ) from e
     return paths

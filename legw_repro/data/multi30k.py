@@ -123,7 +123,13 @@ def load_multi30k(
     """Every split of :data:`SPLITS` as aligned (source, target) sentences. Cached per process."""
     _check_langs(src_lang, tgt_lang)
     raw = multi30k_dir(data_dir)
-    ensure_files(raw, MULTI30K_FILES, dataset="multi30k", allow_download=allow_download)
+    ensure_files(
+        raw,
+        MULTI30K_FILES,
+        dataset="multi30k",
+        allow_download=allow_download,
+        data_root=resolve_data_dir(data_dir),
+    )
     return _load_cached(raw.resolve(), src_lang, tgt_lang)
 
 
