@@ -1,8 +1,17 @@
 # One command each; the first use creates .venv and installs the pinned dependencies.
 PY      ?= python3
-VENV    := .venv
+VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# opt-in index for torch's build, e.g. https://download.pytorch.org/whl/cpu on a CPU-only Linux box
+# (PyPI's Linux torch is the CUDA build); unset, pip only asks its configured index
+TORCH_INDEX ?=
+# pyproject.toml's torch requirement (a range, e.g. torch>=2.11)
+TORCH_REQ = $(shell sed -nE 's/^ *"(torch[<>=!~][^"]*)",?$$/\1/p' pyproject.toml)
+# make lock: the resolver, in a venv of its own (it needs a newer pip than the project's venv)
+LOCK_VENV := build/lock-venv
+PIP_TOOLS := pip-tools==7.7.0
+LOCK_EXTRAS := dev,parallel,slurm
 SCALE   ?= auto
 SEEDS   ?=
 JOBS    ?= 1
@@ -10,7 +19,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt plan-ptb plan-mnist plan-gnmt bench clean-runs
+.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt plan-ptb plan-mnist plan-gnmt bench clean-runs
 
 help:
 	@echo "make test            run the whole test suite (creates .venv on first use)"
@@ -25,14 +34,56 @@ help:
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make lint / format   ruff"
+	@echo "make venv            only the set-up (VENV=path: another env; TORCH_INDEX=url: torch's index)"
+	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
 
 venv: $(STAMP)
 
+# torch first: one the env already has is kept when it satisfies pyproject.toml's range (a CUDA
+# build, a venv made with --system-site-packages, VENV=your env) and an out-of-range one is left
+# alone with an error; only an env without torch gets the lock's. (The range check is pip's, offline
+# and without any pip configuration: it succeeds only if the installed torch satisfies it.) The
+# rest of the lock is then installed with that torch held as a constraint, and the project itself
+# without dependencies, built by the lock's hatchling (no build isolation: nothing fetched).
 $(STAMP): pyproject.toml requirements.lock
+	$(if $(TORCH_REQ),,$(error pyproject.toml: no "torch..." requirement line found))
 	test -d $(VENV) || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps -e .
+	@if have=$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("torch"))' 2>/dev/null); then \
+	  if PIP_CONFIG_FILE=/dev/null $(BIN)/python -m pip install --isolated --no-index --no-deps --dry-run --quiet '$(TORCH_REQ)' >/dev/null 2>&1; then \
+	    echo "make venv: keeping torch $$have (satisfies $(TORCH_REQ))"; \
+	  else \
+	    echo "make venv: $(VENV) holds torch $$have, outside $(TORCH_REQ) (pyproject.toml); upgrade it yourself, or use another VENV" >&2; \
+	    exit 2; \
+	  fi; \
+	else \
+	  pin=$$(grep -E '^torch==' requirements.lock); \
+	  echo "make venv: installing $$pin$(if $(TORCH_INDEX), (extra index $(TORCH_INDEX)))"; \
+	  $(BIN)/pip install --quiet -c requirements.lock $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) "$$pin"; \
+	fi
+	grep -vE '^torch==' requirements.lock > $(VENV)/requirements-without-torch.txt
+	$(BIN)/python -c 'import importlib.metadata as m; print("torch==" + m.version("torch"))' > $(VENV)/torch-installed.txt
+	$(BIN)/pip install --quiet -r $(VENV)/requirements-without-torch.txt -c $(VENV)/torch-installed.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# requirements.lock: pyproject.toml's dependencies, its extras $(LOCK_EXTRAS) and its build
+# requirements, resolved by pip-compile; pins already in the lock are kept (ARGS=--upgrade moves
+# them). torch's local label (+cpu) is dropped: it names one index's build, PyPI has none, and
+# the plain pin accepts the CPU and the CUDA build of that release alike. The lock is torch's CPU
+# closure: a resolved CUDA build (nvidia-*, triton) is refused; use TORCH_INDEX for the CPU one.
+lock:
+	test -d $(LOCK_VENV) || $(PY) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet "$(PIP_TOOLS)"
+	CUSTOM_COMPILE_COMMAND="make lock  (pip-compile of $(PIP_TOOLS), the Makefile says how)" $(LOCK_VENV)/bin/pip-compile --quiet \
+	  --extra $(LOCK_EXTRAS) --all-build-deps --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links \
+	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) $(ARGS) \
+	  --output-file requirements.lock pyproject.toml
+	sed -i -E 's/^(torch==[^+ ]+)\+[A-Za-z0-9.]+/\1/' requirements.lock
+	@if grep -nE '^(nvidia-|triton)' requirements.lock; then \
+	  echo "make lock: resolved torch's CUDA build (above); run make lock TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; \
+	  exit 1; \
+	fi
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)

@@ -2,10 +2,11 @@
 
 Why here and not in validate.py: these run before (or around) Hydra, which otherwise answers an
 unwritable run directory and a mistyped key with its own traceback or without a suggestion.
-`check_overrides` runs on `sys.argv` in `python -m legw_repro.train`; `WritableRunDir` is a Hydra
-callback (configs/train.yaml, hydra.callbacks) that checks the run or sweep directory before
-Hydra creates it. `fail` is the one way every refusal leaves: a line on stderr and an exit
-status, with the traceback only when HYDRA_FULL_ERROR=1.
+`check_overrides` runs on `sys.argv` in `legw_repro.train.main` (`legw-train` and
+`python -m legw_repro.train`); `WritableRunDir` is a Hydra callback (configs/train.yaml,
+hydra.callbacks) that checks the run or sweep directory before Hydra creates it. `fail` is the
+one way every refusal leaves: a line on stderr and an exit status, with the traceback only when
+HYDRA_FULL_ERROR=1.
 
 A wrong option of a config group (`policy=sqrt-legw`, `+experiment=ptb_smok`,
 `hydra/launcher=slurm`, also inside a sweep) is refused here too, with the closest option:

@@ -20,9 +20,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from omegaconf import DictConfig, OmegaConf
 
+from legw_repro.config_dir import CONFIGS
 from legw_repro.sweep import Point
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = CONFIGS / "experiment"
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+from legw_repro.config_dir import CONFIGS
 
 
 def _reduced_key(path: Path, *keys: str) -> bool | None:

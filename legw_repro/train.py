@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from legw_repro import distributed, rundir
 from legw_repro.cli_checks import check_overrides, check_writable, fail
+from legw_repro.config_dir import CONFIGS
 from legw_repro.data.download import DataError
 from legw_repro.distributed import DistInfo, DistributedFault
 from legw_repro.fingerprint import config_values, digest
@@ -195,8 +196,8 @@ def _finish(
     return summary
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
-def main(cfg: DictConfig) -> dict[str, Any] | None:
+@hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
+def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
@@ -221,6 +222,12 @@ def main(cfg: DictConfig) -> dict[str, Any] | None:
     return None
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """`legw-train` and `python -m legw_repro.train`: the same checks for both. A mistyped key
+    is refused (with the closest known one) before Hydra composes anything."""
     check_overrides(sys.argv[1:])
+    _hydra_main()
+
+
+if __name__ == "__main__":
     main()

@@ -23,10 +23,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from legw_repro.config_dir import CONFIGS
 from legw_repro.fingerprint import flatten
 from legw_repro.rules import OPTIMIZERS, rules_for, show
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 #: groups whose options are chosen by name on the command line (`task=ptb`)
 GROUPS = ("task", "policy", "scale", "task_scale", "experiment")
 

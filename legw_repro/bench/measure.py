@@ -28,11 +28,10 @@ from legw_repro.bench.alternate import Alternator, Clock, Tick, Window, WindowCl
 from legw_repro.bench.bare import BareLoop
 from legw_repro.bench.flops import flops_per_item
 from legw_repro.bench.stats import plan
+from legw_repro.config_dir import CONFIGS
 from legw_repro.distributed import DistInfo
 from legw_repro.spec import build_spec
 from legw_repro.validate import task_class
-
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @dataclass(frozen=True)
