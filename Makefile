@@ -57,10 +57,11 @@ reproduce-ptb reproduce-mnist reproduce-gnmt: reproduce-%: $(STAMP)
 plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --dry-run $(ARGS)
 
-# regenerate tables and figures from the committed (thinned) run records
+# regenerate tables and figures from the committed (thinned) run records, into
+# reproduced/<scale>/<task> (ARGS=--out=results/<task> rewrites the committed ones)
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
+	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only $(ARGS)
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
