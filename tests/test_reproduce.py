@@ -175,6 +175,30 @@ def test_grids_picks_the_grids_to_analyse_and_names_the_known_ones(tmp_path):
     assert res.returncode == 2 and "give one of them" in res.stderr
 
 
+def makefile_targets(text: str) -> set[str]:
+    """Every target a user can type: the .PHONY ones and those of each rule (`a b: ...`,
+    static pattern rules included), not the file targets named by a variable ($(STAMP))."""
+    targets: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(("\t", "#")) or ":" not in line or "=" in line.split(":", 1)[0]:
+            continue
+        head, _, rest = line.partition(":")
+        if rest.startswith("="):  # NAME := value
+            continue
+        names = rest.split() if head == ".PHONY" else head.split()
+        targets |= {n for n in names if not n.startswith(("$", "."))}
+    return targets
+
+
+def test_make_help_lists_every_target_of_the_makefile():
+    targets = makefile_targets((REPO / "Makefile").read_text())
+    assert {"help", "lint", "plan-gnmt", "analyze-mnist", "clean-runs", "reproduce-gnmt"} <= targets
+    res = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    listed = {line.split()[1] for line in res.stdout.splitlines() if line.startswith("make ")}
+    assert not targets - listed, f"make help does not list: {sorted(targets - listed)}"
+
+
 def test_runs_dir_defaults_to_legw_runs_dir(monkeypatch):
     # the documented LEGW_RUNS_DIR moves the runs of `make reproduce-*` too
     script = _script()
