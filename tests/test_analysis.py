@@ -799,3 +799,11 @@ def test_a_log_axis_over_one_value_gets_round_ticks():
     set_ylim(ax, [8.23, 8.23], log=True)
     assert len(_visible_tick_labels(ax, fig)) >= 2
     assert len(nice_log_ticks(1.01, 1.02)) == 2  # no round number inside: the ends
+
+
+def test_cli_default_output_is_reproduced_not_the_committed_results(tmp_path, monkeypatch):
+    build_mnist(tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(tmp_path / "runs"), "--task", "mnist"]) == 0
+    assert (tmp_path / "reproduced/cpu/mnist/report.md").is_file()
+    assert not (tmp_path / "results").exists()
