@@ -22,20 +22,31 @@ ARGS    ?=
 .PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt plan-ptb plan-mnist plan-gnmt bench clean-runs
 
 help:
-	@echo "make test            run the whole test suite (creates .venv on first use)"
+	@echo "make help            this list (make with no target shows it too)"
+	@echo "make venv            create .venv and install the pinned dependencies (the other targets do it first;"
+	@echo "                     VENV=path: another env, its torch kept if in range; TORCH_INDEX=url: torch's index)"
+	@echo "make test            run the whole test suite"
 	@echo "make test-fast       skip the slower end-to-end tests"
+	@echo "make lint            ruff check + ruff format --check"
+	@echo "make format          ruff format + ruff check --fix"
 	@echo "make reproduce-ptb   PTB batch-size sweep + table + plots (SCALE=smoke|cpu|paper, default: paper on CUDA, else cpu)"
 	@echo "make reproduce-mnist MNIST batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
 	@echo "make reproduce-gnmt  GNMT-lite (Multi30k, BLEU) batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
 	@echo "                     JOBS=2 runs side by side, RESTORE=1 restores the committed runs first,"
-	@echo "                     LAUNCHER=slurm_gpu etc. (configs/hydra/launcher/); ends comparing with results/"
+	@echo "                     LAUNCHER=slurm_gpu etc. (configs/hydra/launcher/), SEEDS=0,1;"
+	@echo "                     runs in \$$LEGW_RUNS_DIR (default runs/), tables and figures in"
+	@echo "                     reproduced/<scale>/<task>; ends comparing with results/"
 	@echo "make plan-ptb        the runs, steps each and estimated wall time (calibrated here); trains nothing"
-	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records"
+	@echo "make plan-mnist      the same for MNIST"
+	@echo "make plan-gnmt       the same for GNMT-lite"
+	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records,"
+	@echo "                     written to reproduced/<scale>/ptb (ARGS=--out=results/ptb rewrites the committed ones)"
+	@echo "make analyze-mnist   the same for MNIST (results/mnist/records and its variants)"
+	@echo "make analyze-gnmt    the same for GNMT-lite (SCALE=paper: the results/paper/gnmt-* grids)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
-	@echo "make lint / format   ruff"
-	@echo "make venv            only the set-up (VENV=path: another env; TORCH_INDEX=url: torch's index)"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
+	@echo "make clean-runs      delete the run directories outputs/, multirun/ and runs/ (not \$$LEGW_RUNS_DIR)"
 
 venv: $(STAMP)
 
@@ -108,10 +119,11 @@ reproduce-ptb reproduce-mnist reproduce-gnmt: reproduce-%: $(STAMP)
 plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --dry-run $(ARGS)
 
-# regenerate tables and figures from the committed (thinned) run records
+# regenerate tables and figures from the committed (thinned) run records, into
+# reproduced/<scale>/<task> (ARGS=--out=results/<task> rewrites the committed ones)
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
+	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only $(ARGS)
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)

@@ -61,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         default=None,
-        help="output directory (default: results/<task>); with several tasks and no --task, "
-        "one sub-directory per task",
+        help="output directory (default: reproduced/<scale>/<task>; the committed results/<task> "
+        "only when named); with several tasks and no --task, one sub-directory per task",
     )
     p.add_argument("--task", default=None, help="analyse only this task (ptb, mnist, ...)")
     p.add_argument(
@@ -260,6 +260,15 @@ def _print(task: str, res: dict[str, Any]) -> None:
     print("\nwrote:", *(f"  {p}" for p in res["paths"]), "", sep="\n")
 
 
+def _out_dir(out: str | None, runs: pd.DataFrame, task: str) -> Path:
+    """A task's output directory: <out>/<task>, by default reproduced/<scale>/<task> (the
+    layout of `make reproduce-*`), never the committed results/ unless --out names it."""
+    if out is not None:
+        return Path(out) / task
+    scales = runs.loc[runs["task"] == task, "scale"].dropna().astype(str).unique()
+    return Path("reproduced", *scales[:1] if len(scales) == 1 else [], task)
+
+
 def _run(args: argparse.Namespace, command: str) -> int:
     if not args.runs_dirs and not args.wandb:
         raise AnalysisError("give at least one RUNS_DIR or --wandb ENTITY/PROJECT")
@@ -267,7 +276,7 @@ def _run(args: argparse.Namespace, command: str) -> int:
     variants = _parse_variants(args.variant)
     tasks = _tasks(args, runs, variants)
     one = args.out is not None and len(tasks) == 1
-    outs = {t: Path(args.out) if one else Path(args.out or "results") / t for t in tasks}
+    outs = {t: Path(args.out) if one else _out_dir(args.out, runs, t) for t in tasks}
     kw = {"target_value": args.target, "tolerance": args.tolerance, "command": command}
     if args.reference:
         if not find_summaries([args.reference]):

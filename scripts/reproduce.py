@@ -15,7 +15,9 @@ scale), also printed.
 
     --dry-run       the plan: runs, steps each, wall time from a calibration (make plan-<task>)
     --restore       first copy the committed finished runs into the run dirs (RESTORE=1)
-    --analyze-only  tables and figures again from the committed records (make analyze-<task>)
+    --analyze-only  tables and figures again from the committed records (make analyze-<task>),
+                    written to reproduced/<scale>/<task> unless --out says otherwise
+                    (--out results/<task> redraws the committed ones)
     --train-only    train and export the records, skip the analysis (a cluster's login node;
                     the same command without it then trains nothing and analyses)
 """
@@ -46,8 +48,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--seeds", help="comma-separated seeds (default: the experiment's)")
     ap.add_argument("--batch-sizes", help="only these of the grid's batch sizes")
     ap.add_argument("--policies", help="only these of the grid's policies")
-    ap.add_argument("--runs-dir", default="runs", help="root of the run directories")
-    ap.add_argument("--out", help="tables, figures, records (default reproduced/<scale>/<task>)")
+    ap.add_argument(
+        "--runs-dir",
+        default=os.environ.get("LEGW_RUNS_DIR") or "runs",
+        help="root of the run directories (default: $LEGW_RUNS_DIR, else runs)",
+    )
+    ap.add_argument(
+        "--out",
+        help="tables, figures, records (default reproduced/<scale>/<task>, also with "
+        "--analyze-only: only an explicit --out results/<task> rewrites the committed ones)",
+    )
     ap.add_argument("--reference", help="committed results to compare with (default: results/)")
     ap.add_argument("--jobs", type=int, default=1, help="runs side by side (joblib launcher)")
     ap.add_argument(
@@ -217,31 +227,45 @@ def _rel(path: Path) -> str:
         return str(path)
 
 
-def analyze(out: Path, task: str, grids: list[str], reference: Path | None) -> int:
+def analyze(src: Path, out: Path, task: str, grids: list[str], reference: Path | None) -> int:
     """The analysis of each variant's records, then (if "" is among the `grids`) of the main
     grid's, whose report sets the variants beside it; each compared with its reference records
-    where those exist."""
+    where those exist. The records are read from `src` (results_dir(src, variant)/records), the
+    tables and figures written to results_dir(out, variant): the same folder after a sweep,
+    reproduced/ when the committed records are analysed again."""
     rc = 0
     variants = [g for g in grids if g]
-    if not has_records(out, grids):
-        print(f"error: no run records in {out / 'records'} or its variants'", file=sys.stderr)
+    if not has_records(src, grids):
+        print(f"error: no run records in {src / 'records'} or its variants'", file=sys.stderr)
         return 2
     for variant in [*variants, ""] if "" in grids else variants:
-        records = results_dir(out, variant) / "records"
+        records = results_dir(src, variant) / "records"
         if not records.is_dir():
             continue
         cmd = [sys.executable, "-m", "legw_repro.analyze", _rel(records)]
-        cmd += ["--out", _rel(records.parent), "--task", task]
+        cmd += ["--out", _rel(results_dir(out, variant)), "--task", task]
         ref = results_dir(reference, variant) / "records" if reference else None
         if ref is not None and ref.is_dir() and ref.resolve() != records.resolve():
             cmd += ["--reference", _rel(ref)]
         for v in variants if not variant else []:
-            vrec = results_dir(out, v) / "records"
+            vrec = results_dir(src, v) / "records"
             if vrec.is_dir() and any(vrec.rglob("summary.json")):
                 cmd += ["--variant", f"{v}={_rel(vrec)}"]
         print("==> analysis:", " ".join(cmd[1:]), flush=True)
         rc |= subprocess.call(cmd, cwd=REPO)
     return rc
+
+
+def analyze_committed(ref: Path, out: Path, task: str, grids: list[str]) -> int:
+    """The committed records analysed again, into `out`: the committed tables and figures
+    beside the records change only when `out` names them (--out results/<task>)."""
+    if not has_records(ref, grids):
+        print(f"error: no committed records in {ref / 'records'}", file=sys.stderr)
+        return 2
+    same = out.resolve() == ref.resolve()
+    where = "rewriting the committed ones" if same else f"--out {_rel(ref)} rewrites those"
+    print(f"==> tables and figures to {_rel(out)} ({where})", flush=True)
+    return analyze(ref, out, task, grids, None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,16 +279,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ref = reference_root(args, scale, list(found))
+    out = Path(args.out) if args.out else REPO / "reproduced" / scale / args.task
     if args.analyze_only:
-        if not has_records(ref, list(found)):
-            print(f"error: no committed records in {ref / 'records'}", file=sys.stderr)
-            return 2
-        return analyze(ref, args.task, list(found), None)
+        return analyze_committed(ref, out, args.task, list(found))
     if args.dry_run:
         from legw_repro.plan_report import print_plan
 
         return print_plan(found, args.jobs)
-    out = Path(args.out) if args.out else REPO / "reproduced" / scale / args.task
     for variant, (name, points) in found.items():
         if args.restore:
             n = restore(plan(points, {}).train, results_dir(ref, variant) / "records")
@@ -284,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             f"==> records in {out / 'records'}; for the tables and figures, run again without --train-only"
         )
         return 0
-    return analyze(out, args.task, list(found), ref)
+    return analyze(out, out, args.task, list(found), ref)
 
 
 if __name__ == "__main__":

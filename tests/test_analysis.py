@@ -759,3 +759,51 @@ def test_clip_and_model_size_come_from_summary_json_alone(runs):
     ptb = runs[runs["task"] == "ptb"]
     assert set(ptb["model_size"]) == {"small"} and set(ptb["clip"]) == {0.25}
     assert set(runs.loc[runs["task"] == "mnist", "model_size"].isna()) == {True}
+
+
+def _visible_tick_labels(ax, fig) -> list[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    lo, hi = sorted(ax.get_ylim())
+    ticks = [
+        (t, lab.get_text()) for t, lab in zip(ax.get_yticks(), ax.get_yticklabels(), strict=True)
+    ]
+    return [text for t, text in ticks if lo <= t <= hi and text]
+
+
+@pytest.mark.parametrize("task", ["ptb", "gnmt"])
+def test_time_to_target_wall_time_axis_has_tick_labels(task):
+    # the committed runs: one seed reaches the target at the base batch only, a single value
+    # whose narrow log range held no round tick, so the axis had no labels at all
+    from legw_repro.analysis.history import load_all_metrics
+    from legw_repro.analysis.plots import plot_time_to_target
+
+    runs = collect_runs([REPO / "results" / task / "records"])
+    target = default_target(runs, task)
+    tta = aggregate_time_to_target(time_to_target(runs, target, load_all_metrics(runs)))
+    fig = plot_time_to_target(runs, tta, target, task)
+    steps, wall, _ = fig.axes[:3]
+    assert "wall time" in wall.get_ylabel()
+    for ax in (steps, wall):
+        assert len(_visible_tick_labels(ax, fig)) >= 2, ax.get_ylabel()
+
+
+def test_a_log_axis_over_one_value_gets_round_ticks():
+    from matplotlib.figure import Figure
+
+    from legw_repro.analysis.axes import nice_log_ticks, set_ylim
+
+    fig = Figure()
+    ax = fig.subplots()
+    set_ylim(ax, [8.23, 8.23], log=True)
+    assert len(_visible_tick_labels(ax, fig)) >= 2
+    assert len(nice_log_ticks(1.01, 1.02)) == 2  # no round number inside: the ends
+
+
+def test_cli_default_output_is_reproduced_not_the_committed_results(tmp_path, monkeypatch):
+    build_mnist(tmp_path / "runs")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(tmp_path / "runs"), "--task", "mnist"]) == 0
+    assert (tmp_path / "reproduced/cpu/mnist/report.md").is_file()
+    assert not (tmp_path / "results").exists()

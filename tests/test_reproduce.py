@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,22 +152,113 @@ def test_committed_variant_records_alone_are_a_reference():
 
 
 def test_analyze_only_analyses_variant_records_without_a_main_grid(tmp_path):
-    ref = tmp_path / "ref"
+    ref, out = tmp_path / "ref", tmp_path / "out"
     shutil.copytree(REPO / "results/smoke/ptb/records", tmp_path / "ref-noclip/records")
-    res = _reproduce(tmp_path, "--analyze-only", f"--reference={ref}")
+    res = _reproduce(tmp_path, "--analyze-only", f"--reference={ref}", f"--out={out}")
     assert res.returncode == 0, res.stderr
-    assert (tmp_path / "ref-noclip/report.md").is_file() and not ref.exists()
+    assert (tmp_path / "out-noclip/report.md").is_file() and not out.exists()
+    assert not (tmp_path / "ref-noclip/report.md").exists()  # the records' folder is left alone
 
 
 def test_grids_picks_the_grids_to_analyse_and_names_the_known_ones(tmp_path):
     ref = tmp_path / "ref"
     for grid in ("ref", "ref-noclip"):
         shutil.copytree(REPO / "results/smoke/ptb/records", tmp_path / grid / "records")
-    res = _reproduce(tmp_path, "--analyze-only", "--grids=noclip", f"--reference={ref}")
+    out = f"--out={tmp_path / 'out'}"
+    res = _reproduce(tmp_path, "--analyze-only", "--grids=noclip", f"--reference={ref}", out)
     assert res.returncode == 0, res.stderr
-    assert (tmp_path / "ref-noclip/report.md").is_file() and not (ref / "report.md").exists()
+    assert (tmp_path / "out-noclip/report.md").is_file() and not (tmp_path / "out").exists()
     res = _reproduce(tmp_path, "--analyze-only", "--grids=main,nope", f"--reference={ref}")
     assert res.returncode == 2 and "--grids nope: no such grid" in res.stderr
     assert "known: ['main', 'noclip']" in res.stderr
     res = _reproduce(tmp_path, "--grids=main", "--no-variants")
     assert res.returncode == 2 and "give one of them" in res.stderr
+
+
+def makefile_targets(text: str) -> set[str]:
+    """Every target a user can type: the .PHONY ones and those of each rule (`a b: ...`,
+    static pattern rules included), not the file targets named by a variable ($(STAMP))."""
+    targets: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith(("\t", "#")) or ":" not in line or "=" in line.split(":", 1)[0]:
+            continue
+        head, _, rest = line.partition(":")
+        if rest.startswith("="):  # NAME := value
+            continue
+        names = rest.split() if head == ".PHONY" else head.split()
+        targets |= {n for n in names if not n.startswith(("$", "."))}
+    return targets
+
+
+def test_make_help_lists_every_target_of_the_makefile():
+    targets = makefile_targets((REPO / "Makefile").read_text())
+    assert {"help", "lint", "plan-gnmt", "analyze-mnist", "clean-runs", "reproduce-gnmt"} <= targets
+    res = subprocess.run(["make", "-s", "help"], cwd=REPO, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    listed = {line.split()[1] for line in res.stdout.splitlines() if line.startswith("make ")}
+    assert not targets - listed, f"make help does not list: {sorted(targets - listed)}"
+
+
+def test_runs_dir_defaults_to_legw_runs_dir(monkeypatch):
+    # the documented LEGW_RUNS_DIR moves the runs of `make reproduce-*` too
+    script = _script()
+    monkeypatch.setenv("LEGW_RUNS_DIR", "/scratch/legw-runs")
+    assert script.parse_args(["--task=ptb"]).runs_dir == "/scratch/legw-runs"
+    assert script.parse_args(["--task=ptb", "--runs-dir=elsewhere"]).runs_dir == "elsewhere"
+    monkeypatch.delenv("LEGW_RUNS_DIR")
+    assert script.parse_args(["--task=ptb"]).runs_dir == "runs"
+
+
+def _analysis_commands(monkeypatch, *argv: str) -> list[list[str]]:
+    """The `legw_repro.analyze` commands `reproduce.py --analyze-only` would run (none run)."""
+    script, calls = _script(), []
+    monkeypatch.delenv("LEGW_RUNS_DIR", raising=False)  # main() sets it: restored afterwards
+    monkeypatch.setattr(script.subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
+    assert script.main(["--analyze-only", *argv]) == 0
+    return calls
+
+
+def _out_of(cmd: list[str]) -> Path:
+    return REPO / cmd[cmd.index("--out") + 1]
+
+
+@pytest.mark.parametrize(
+    ("task", "scale", "n"),
+    [("ptb", "cpu", 1), ("mnist", "cpu", 6), ("gnmt", "cpu", 3), ("gnmt", "paper", 2)],
+)
+def test_analyze_only_writes_to_reproduced_not_over_the_committed_results(
+    monkeypatch, task, scale, n
+):
+    cmds = _analysis_commands(monkeypatch, f"--task={task}", f"--scale={scale}")
+    assert len(cmds) == n  # the main grid and each committed variant
+    for cmd in cmds:
+        records = REPO / cmd[cmd.index("legw_repro.analyze") + 1]
+        assert records.parts[-1] == "records" and REPO / "results" in records.parents
+        out = _out_of(cmd)
+        assert REPO / "reproduced" / scale in out.parents, out
+        # the same layout as the committed one: results/[paper/]mnist-long -> .../mnist-long
+        assert out.name == records.parent.name
+    # only an explicit --out rewrites the committed tables and figures
+    cmds = _analysis_commands(
+        monkeypatch, f"--task={task}", f"--scale={scale}", f"--out={REPO}/results/x"
+    )
+    assert {_out_of(c).parent for c in cmds} == {REPO / "results"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("task", "scale"), [("ptb", "cpu"), ("mnist", "cpu"), ("gnmt", "paper")])
+def test_analyze_only_leaves_the_committed_results_unchanged(tmp_path, task, scale):
+    before = _git_status("results")
+    res = _reproduce(
+        tmp_path, f"--task={task}", f"--scale={scale}", "--analyze-only", f"--out={tmp_path / task}"
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _git_status("results") == before
+    assert (tmp_path / task / "report.md").is_file() or list(tmp_path.glob(f"{task}-*/report.md"))
+
+
+def _git_status(path: str) -> str:
+    res = subprocess.run(
+        ["git", "status", "--porcelain", "--", path], cwd=REPO, capture_output=True, text=True
+    )
+    return res.stdout

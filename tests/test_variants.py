@@ -11,6 +11,8 @@ from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.variants import compare_variants
 from legw_repro.analyze import main
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def record(root: Path, policy: str, batch: int, seed: int, *, acc=None, epochs=10, clip=5.0):
     d = root / policy / f"b{batch}-s{seed}"
@@ -102,3 +104,59 @@ def test_a_variant_over_several_batch_sizes_gets_a_row_and_a_series_each(dirs, t
     for batch in (128, 1536, 6000):
         assert f"| wide | {batch} | 10 |" in table and f"| main | {batch} | 10 |" in table
     assert (out / "variants.png").is_file()
+
+
+def _series(ax) -> list[tuple[str, str]]:
+    """(colour, marker) of each labelled series of a panel (an errorbar: its data line)."""
+    from matplotlib.colors import to_hex
+
+    out = []
+    for h in ax.get_legend_handles_labels()[0]:
+        line = h.lines[0] if hasattr(h, "lines") else h
+        out.append((to_hex(line.get_color()), str(line.get_marker())))
+    return out
+
+
+def _assert_readable(fig, panels: int) -> None:
+    axes = [ax for ax in fig.axes if ax.axison]
+    assert len(axes) == panels
+    for ax in axes:
+        series = _series(ax)
+        assert 1 <= len(series) <= 8, (ax.get_title(), len(series))
+        assert len(set(series)) == len(series), (ax.get_title(), series)
+
+
+def test_variants_figure_has_a_readable_panel_per_variant(dirs, tmp_path):
+    from legw_repro.analysis.variants import plot_variants
+
+    main_dir, long_dir, noclip_dir = dirs
+    wide = tmp_path / "wide"
+    for policy in ("sqrt_legw", "sqrt", "linear", "adam", "none", "tuned"):
+        for batch, acc in ((128, 0.985), (1536, 0.97), (6000, 0.9)):
+            record(wide, policy, batch, 0, acc=acc)
+    variants = {v: collect_runs([d]) for v, d in (("long", long_dir), ("noclip", noclip_dir))}
+    variants["wide"] = collect_runs([wide])
+    fig = plot_variants(compare_variants(collect_runs([main_dir]), variants, "mnist"), "mnist")
+    # long, noclip, and wide's six policies in two panels (two series a policy: at most 8)
+    _assert_readable(fig, panels=4)
+    titles = [ax.get_title() for ax in fig.axes if ax.axison]
+    assert titles[0] == "long: batch 6000" and titles[1] == "noclip: batch 6000"
+    long_labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert [s.split(":")[0] for s in long_labels] == ["main", "main, same steps", "long"]
+
+
+@pytest.mark.parametrize(
+    ("task", "grid", "names", "panels"),
+    [
+        ("mnist", "mnist", ("absolute", "budget40", "long", "noclip", "shifted"), 6),
+        ("gnmt", "gnmt", ("lr1", "seed1"), 2),
+    ],
+)
+def test_committed_variants_figures_are_readable(task, grid, names, panels):
+    # all of mnist's variants in one axes were 33 series with repeated colour/marker pairs
+    from legw_repro.analysis.variants import plot_variants
+
+    records = REPO / "results" / grid / "records"
+    variants = {v: collect_runs([REPO / "results" / f"{grid}-{v}" / "records"]) for v in names}
+    fig = plot_variants(compare_variants(collect_runs([records]), variants, task), task)
+    _assert_readable(fig, panels)

@@ -15,6 +15,7 @@ from matplotlib.ticker import FuncFormatter, NullLocator
 
 from legw_repro.analysis.metrics import Metric
 
+MIN_LOG_RATIO = 2.5  # the narrowest log y range drawn, hi / lo: a round tick or two fall inside
 ACC_TICKS = (0, 50, 80, 90, 95, 97, 98, 99, 99.5, 99.8, 99.9, 99.95)
 _MANTISSAS = (
     (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8),
@@ -48,7 +49,16 @@ def nice_log_ticks(lo: float, hi: float, max_ticks: int = 8) -> list[float]:
         if len(ticks) <= max_ticks and len(ticks) >= 2:
             return ticks
     ticks = [10.0**e for e in range(math.ceil(math.log10(lo)), math.floor(math.log10(hi)) + 1)]
-    return ticks[:: max(1, math.ceil(len(ticks) / max_ticks))]
+    if len(ticks) >= 2:
+        return ticks[:: max(1, math.ceil(len(ticks) / max_ticks))]
+    # a range too narrow for any round number: its ends and middle, to the fewest significant
+    # digits that keep two of them inside
+    ends = (lo, math.sqrt(lo * hi), hi)
+    for digits in range(2, 7):
+        ticks = sorted({r for r in (float(f"{v:.{digits}g}") for v in ends) if lo <= r <= hi})
+        if len(ticks) >= 2:
+            break
+    return ticks
 
 
 def wide(values: Iterable[float], ratio: float = 2.5) -> bool:
@@ -65,7 +75,8 @@ def set_ylim(
     room_bottom: float = 0.06,
 ) -> None:
     """y limits covering ``values`` with some room (fractions of the span) at each end; on a
-    log axis, round plain-number ticks."""
+    log axis, round plain-number ticks, over at least a factor MIN_LOG_RATIO (a single value
+    would leave a range with no tick to label)."""
     v = np.asarray([x for x in values if np.isfinite(x) and (x > 0 or not log)], float)
     if log:
         ax.set_yscale("log")
@@ -78,6 +89,9 @@ def set_ylim(
         return
     span = hi / lo if hi > lo else 1.5
     lo, hi = lo / span**room_bottom, hi * span**room_top
+    if hi / lo < MIN_LOG_RATIO:  # one value (one seed reached the target): room for round ticks
+        widen = math.sqrt(MIN_LOG_RATIO * lo / hi)
+        lo, hi = lo / widen, hi * widen
     ax.set_ylim(lo, hi)
     ticks = nice_log_ticks(lo, hi)
     if ticks:
