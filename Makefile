@@ -10,7 +10,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt plan-ptb plan-mnist plan-gnmt bench clean-runs
+.PHONY: help venv test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings plan-ptb plan-mnist plan-gnmt bench clean-runs
 
 help:
 	@echo "make test            run the whole test suite (creates .venv on first use)"
@@ -22,6 +22,7 @@ help:
 	@echo "                     LAUNCHER=slurm_gpu etc. (configs/hydra/launcher/); ends comparing with results/"
 	@echo "make plan-ptb        the runs, steps each and estimated wall time (calibrated here); trains nothing"
 	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records"
+	@echo "make findings        results/FINDINGS.md + the README summary: each claim decided (docs/verdicts.md)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make lint / format   ruff"
@@ -61,6 +62,11 @@ plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
+	$(BIN)/python -m legw_repro.analysis.findings
+
+# results/FINDINGS.md and the README's summary: each claim decided per grid (docs/verdicts.md)
+findings: $(STAMP)
+	$(BIN)/python -m legw_repro.analysis.findings
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
