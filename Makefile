@@ -19,7 +19,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt plan-ptb plan-mnist plan-gnmt bench clean-runs
+.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings plan-ptb plan-mnist plan-gnmt bench clean-runs
 
 help:
 	@echo "make help            this list (make with no target shows it too)"
@@ -43,6 +43,7 @@ help:
 	@echo "                     written to reproduced/<scale>/ptb (ARGS=--out=results/ptb rewrites the committed ones)"
 	@echo "make analyze-mnist   the same for MNIST (results/mnist/records and its variants)"
 	@echo "make analyze-gnmt    the same for GNMT-lite (SCALE=paper: the results/paper/gnmt-* grids)"
+	@echo "make findings        results/FINDINGS.md + the README summary: each claim decided (docs/verdicts.md)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
@@ -124,6 +125,11 @@ plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only $(ARGS)
+	$(BIN)/python -m legw_repro.analysis.findings
+
+# results/FINDINGS.md and the README's summary: each claim decided per grid (docs/verdicts.md)
+findings: $(STAMP)
+	$(BIN)/python -m legw_repro.analysis.findings
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
