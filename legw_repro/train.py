@@ -1,6 +1,6 @@
 """Entry point: `python -m legw_repro.train task=ptb policy=sqrt_legw batch_size=320`.
 
-Compose (Hydra) -> the run spec, checked (legw_repro/spec.py: clear errors, before anything
+Compose (Hydra) -> the run spec, checked (legw_repro/config/spec.py: clear errors, before anything
 runs) -> the run directory: locked (runlock.py), matched against the configuration it holds
 (fingerprint.py, rundir.py) -> build the task, check the data against the config -> train ->
 write the run record. The same command runs under `torchrun --nproc_per_node=N` (DDP; the batch
@@ -15,185 +15,27 @@ run directory; 75 preempted, resume with resume=true; 128 + N killed by a second
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import socket
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from legw_repro import distributed, rundir
-from legw_repro.cli_checks import check_overrides, check_writable, fail
-from legw_repro.config_dir import CONFIGS
-from legw_repro.data.download import DataError
-from legw_repro.distributed import DistInfo, DistributedFault
-from legw_repro.fingerprint import config_values, digest
-from legw_repro.preemption import Preempted, PreemptionGuard, hand_over
-from legw_repro.records import RunRecord, now_iso, read_summary
-from legw_repro.runlock import EXIT_LOCKED, RunLock, RunLocked
-from legw_repro.spec import RunSpec, build_spec, record_fields
-from legw_repro.validate import ConfigError, check_task_data, task_class
+from legw_repro.config.cli import check_overrides, fail
+from legw_repro.config.config_dir import CONFIGS
+from legw_repro.config.validate import ConfigError
+from legw_repro.loop.distributed import DistributedFault
+from legw_repro.run.lifecycle import run
+from legw_repro.run.preemption import Preempted, hand_over
+from legw_repro.run.runlock import EXIT_LOCKED, RunLocked
+from legw_repro.tasks.common.download import DataError
 
 log = logging.getLogger("legw_repro.train")
-
-
-@contextlib.contextmanager
-def _writer(run_dir: Path, is_main: bool) -> Iterator[None]:
-    """Rank 0 holds the run directory's lock for the whole run; the other ranks write nothing."""
-    if not is_main:
-        yield
-        return
-    check_writable(run_dir)
-    with RunLock(run_dir) as lock:
-        if lock.takeover:
-            log.warning("%s", lock.takeover)
-        yield
-
-
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Train one configuration into `run_dir`; returns the summary written there. Raises
-    ConfigError (refused before training), RunLocked, Preempted (record written: resume it)."""
-    spec = build_spec(cfg, int(os.environ.get("WORLD_SIZE", "1")))
-    run_dir = Path(run_dir)
-    values = config_values(cfg)
-    with _writer(run_dir, int(os.environ.get("RANK", "0")) == 0):
-        previous = read_summary(run_dir)
-        decision = rundir.decide(
-            run_dir,
-            (previous or {}).get("status"),
-            rundir.holds_record(run_dir),
-            rundir.config_difference(run_dir, previous, values) if previous else [],
-            resume=bool(cfg.resume),
-            overwrite=bool(cfg.overwrite),
-        )
-        if decision.action == "skip":
-            log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])
-            return previous
-        if decision.discard and int(os.environ.get("RANK", "0")) == 0:
-            log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
-        started = (previous or {}).get("started_at") if decision.action == "resume" else None
-        dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
-        try:
-            return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action)
-        finally:
-            distributed.teardown()
-
-
-@contextlib.contextmanager
-def _as_config_errors() -> Iterator[None]:
-    """Building the task and model from a checked config: a ValueError left is still a bad
-    input found before training (a batch larger than the data set), so it ends as one."""
-    try:
-        yield
-    except ConfigError:
-        raise
-    except ValueError as e:
-        raise ConfigError(" ".join(str(e).split())) from None
-
-
-def _train(
-    cfg: DictConfig,
-    spec: RunSpec,
-    dist: DistInfo,
-    run_dir: Path,
-    started_at: str | None,
-    fingerprint: str,
-    action: str,
-) -> dict[str, Any]:
-    from legw_repro.trainer import Trainer
-
-    record = RunRecord(run_dir, cfg, enabled=dist.is_main)
-    with _as_config_errors():
-        task = task_class(cfg)(cfg, dist)
-        task.spec = spec
-        task.check_data()
-        check_task_data(task)
-        trainer = Trainer(
-            spec,
-            task,
-            dist,
-            record,
-            progress=bool(cfg.progress),
-            crash_at_step=int(cfg.get("crash_at_step") or 0),
-            cuda_graphs=bool(cfg.get("cuda_graphs", False)),
-        )
-    if action == "resume":
-        trainer.restore()  # before the record is touched: a refusal leaves it as it was
-    base = {
-        **record_fields(spec),
-        "metric": task.metric,
-        "higher_is_better": task.higher_is_better,
-        "model": OmegaConf.to_container(cfg.task.model, resolve=True),
-        "device": str(dist.device),
-        "fingerprint": fingerprint,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started_at": started_at or now_iso(),
-    }
-    if trainer.resumed_from:
-        base["resumed_from"] = {"checkpoint": trainer.resumed_from, "step": trainer.state.step}
-    record.write_config()
-    trainer.heartbeat = lambda: record.write_summary(
-        {**base, **trainer.summary_fields(), "status": "running", "heartbeat_at": now_iso()}
-    )
-    trainer.heartbeat()
-    tags = ("task", "policy", "batch_size", "seed", "scale")
-    record.start_wandb({k: base[k] for k in tags} | {"k": trainer.summary_fields()["k"]})
-    log.info(
-        "run dir %s | %s %s batch %d | device %s | world %d | %d steps/epoch, %d steps%s",
-        run_dir,
-        spec.task,
-        spec.policy,
-        spec.batch_size,
-        dist.device,
-        dist.world_size,
-        trainer.spe,
-        trainer.total_steps,
-        f" | resumed at step {trainer.state.step}" if trainer.resumed_from else "",
-    )
-    with PreemptionGuard() as guard:
-        trainer.preemption = guard
-        summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
-    if summary["status"] == "preempted":
-        raise guard.preempted(trainer.state.step, str(run_dir))
-    if dist.is_main:
-        log.info("%s: %s %s", run_dir, summary["status"], summary["final"])
-    return summary
-
-
-def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s: float) -> dict:
-    """Train and write the final summary; a failure is recorded as "failed", then raised (a
-    collective that failed as DistributedFault, one line)."""
-    try:
-        result = trainer.fit(resume=trainer.resumed_from is not None)
-    except Exception as e:
-        fault = distributed.fault_message(e, dist, timeout_s)
-        reason = fault or f"{type(e).__name__}: {e}"
-        final = trainer.final_metrics("failed")
-        _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
-        if fault:
-            raise DistributedFault(fault) from e
-        raise
-    return _finish(record, {**base, **trainer.summary_fields()}, **result)
-
-
-def _finish(
-    record: RunRecord, fields: dict[str, Any], status: str, reason: str | None, final: dict, **extra
-) -> dict[str, Any]:
-    """The final summary.json (status, reason, final metrics, a task's extra fields)."""
-    summary = {**fields, "status": status, "reason": reason, "final": final, **extra}
-    summary["finished_at"] = summary["heartbeat_at"] = now_iso()
-    record.write_summary(summary)
-    record.close()
-    return summary
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")

@@ -8,7 +8,7 @@
     python scripts/bench.py --smoke --out /tmp/bench     # the smoke models, seconds
 
 Each task and batch size is measured in a process of its own (legw_repro/bench/measure.py):
-the real trainer (`legw_repro.train.run`) and a bare loop written for the same model, data and
+the real trainer (`legw_repro.run.lifecycle.run`) and a bare loop written for the same model, data and
 optimizer take turns in blocks of about --block-s seconds on the same batches, after a warm-up;
 the trainer/bare ratio is the median of the per-block ratios, so it survives a busy machine.
 On CUDA a second bare loop never reads the loss (no per-step sync: the upper bound). Reported:
@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO))
 from legw_repro.bench import measure as m  # noqa: E402
 from legw_repro.bench.flops import peak_flops  # noqa: E402
 from legw_repro.bench.report import machine, rows_of, table, window_rows, write_csv  # noqa: E402
-from legw_repro.cudagraph import FIXED_SHAPE_TASKS  # noqa: E402
-from legw_repro.data.download import resolve_data_dir  # noqa: E402
-from legw_repro.distributed import resolve_device  # noqa: E402
+from legw_repro.config.spec import resolve_device  # noqa: E402
+from legw_repro.loop.cudagraph import FIXED_SHAPE_TASKS  # noqa: E402
+from legw_repro.tasks.common.download import resolve_data_dir  # noqa: E402
 
 RESULT = "BENCH-RESULT "
 

@@ -26,8 +26,8 @@ from omegaconf import OmegaConf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from legw_repro import checkpoint, distributed  # noqa: E402
-from legw_repro.validate import task_class  # noqa: E402
+from legw_repro.config.validate import task_class  # noqa: E402
+from legw_repro.loop import checkpoint, distributed  # noqa: E402
 
 
 def main() -> None:

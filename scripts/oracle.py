@@ -6,7 +6,7 @@
 
 Stage 1, search (seed 0): at each batch size, ``policy=tuned`` (sqrt-LEGW's warmup, peak LR
 times ``2**e``) for e = -2..2, widened by a factor of 2 while the best sits at an edge
-(legw_repro/oracle.py). Runs go to ``<runs>/<task>/<scale>-oracle/x<mult>/b<B>-s0`` and the
+(legw_repro/sweep/oracle.py). Runs go to ``<runs>/<task>/<scale>-oracle/x<mult>/b<B>-s0`` and the
 grid to ``results/<task>-oracle/search.csv``. The choice reads the VALIDATION metric only.
 Stage 2: the winner at every seed, as ``<runs>/<task>/<scale>/tuned/b<B>-s<seed>`` (seed 0 is
 the search run itself, copied), so the task's analysis draws ``tuned`` beside the other
@@ -27,10 +27,10 @@ from pathlib import Path
 
 import yaml
 
-from legw_repro.oracle import DEFAULT_EXPONENTS, Trial, best, multiplier, next_exponent
+from legw_repro.run.status import FINISHED
+from legw_repro.sweep.oracle import DEFAULT_EXPONENTS, Trial, best, multiplier, next_exponent
 
 REPO = Path(__file__).resolve().parents[1]
-FINISHED = ("completed", "diverged")
 
 
 def summary(run_dir: Path) -> dict:

@@ -7,7 +7,7 @@ A thin wrapper. The grid is the Hydra experiment configs/experiment/<task>_<scal
 variants, configs/experiment/<task>_<scale>/<variant>.yaml), launched as
 `python -m legw_repro.train -m +experiment=...` -- the same command a user types, with any
 Hydra launcher (--launcher, or joblib with --jobs > 1). A relaunch skips the finished runs and
-resumes the interrupted ones (legw_repro/sweep.py, hydra_plugins/legw_sweeper). Then the run
+resumes the interrupted ones (legw_repro/sweep/plan.py, hydra_plugins/legw_sweeper). Then the run
 records are copied, thinned, to <out>/records, the analysis writes tables and figures to <out>
 (default reproduced/<scale>/<task>), and its report ends with the comparison against the
 committed reference records (results/<task>/records; results/smoke/<task>/records at smoke
@@ -34,11 +34,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a script: the package is importable without installing
 
-from legw_repro.grid import GridError, expand, experiments  # noqa: E402
-from legw_repro.sweep import Point, plan, recipe, record_dir, results_dir  # noqa: E402
-from legw_repro.sweep_io import status_of, statuses  # noqa: E402
-
-EXIT_PREEMPTED = 75
+from legw_repro.run.status import EXIT_PREEMPTED  # noqa: E402
+from legw_repro.sweep.grid import GridError, expand, experiments  # noqa: E402
+from legw_repro.sweep.plan import Point, plan, recipe, record_dir, results_dir  # noqa: E402
+from legw_repro.sweep.sweep_io import status_of, statuses  # noqa: E402
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -95,7 +94,7 @@ def resolve_scale(task: str, scale: str) -> str:
         print(f"==> scale: {scale} ({why}; override with SCALE=smoke|cpu|paper)")
     else:
         print(f"==> scale: {scale}")
-    from legw_repro.scales import is_reduced
+    from legw_repro.config.scales import is_reduced
 
     if is_reduced(task, scale):
         print(f"==> NOTE: '{scale}' is a REDUCED-SCALE reproduction; see configs/task_scale/.")
@@ -283,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.analyze_only:
         return analyze_committed(ref, out, args.task, list(found))
     if args.dry_run:
-        from legw_repro.plan_report import print_plan
+        from legw_repro.sweep.plan_report import print_plan
 
         return print_plan(found, args.jobs)
     for variant, (name, points) in found.items():

@@ -34,18 +34,17 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("WANDB_MODE", "disabled")
 
-    from legw_repro import distributed
-    from legw_repro.records import RunRecord
-    from legw_repro.spec import build_spec
-    from legw_repro.trainer import Trainer
-    from legw_repro.validate import task_class
+    from legw_repro.config.spec import build_spec
+    from legw_repro.config.validate import task_class
+    from legw_repro.loop import distributed
+    from legw_repro.loop.trainer import Trainer
+    from legw_repro.run.records import RunRecord
 
     with initialize_config_dir(version_base="1.3", config_dir=str(REPO / "configs")):
         cfg = compose("train", overrides=["task=gnmt", "progress=false", *args.overrides])
     spec = build_spec(cfg, 1)
     dist = distributed.setup("cpu")
     task = task_class(cfg)(cfg, dist)
-    task.spec = spec
     with tempfile.TemporaryDirectory() as tmp:
         record = RunRecord(Path(tmp), cfg, enabled=False)
         trainer = Trainer(spec, task, dist, record, progress=False)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import torch
 
-from legw_repro.trainer import Trainer
+from legw_repro.loop.trainer import Trainer
 from tests.helpers import REPO
 
 # "python -c FAULT_WRAPPER args...": the training CLI with a fault at FAULT_STEP on FAULT_RANK;
@@ -22,7 +22,7 @@ from tests.helpers import REPO
 # the signal number to <file> and exits 0
 FAULT_WRAPPER = """
 import os, runpy, signal, sys, time
-from legw_repro.trainer import Trainer
+from legw_repro.loop.trainer import Trainer
 step, action = int(os.environ["FAULT_STEP"]), os.environ["FAULT_ACTION"]
 rank = int(os.environ.get("FAULT_RANK", "0"))
 real = Trainer.train_step

@@ -65,8 +65,8 @@ def check_train_rows(run_dir: Path) -> list[dict]:
     """Every step has one row (record v2) whose `lr` is the rate the schedule library gives at
     the epoch where that step began (`epoch_start`), with `epoch` where it ended; the schedule
     is read from the run's own summary.json ("spec"), not rebuilt from its config."""
+    from legw_repro.config.spec import RunSpec
     from legw_repro.schedule import learning_rate
-    from legw_repro.spec import RunSpec
 
     s = summary(run_dir)
     spec, spe = RunSpec.from_dict(s["spec"]), s["steps_per_epoch"]

@@ -508,7 +508,7 @@ def test_policy_colours_are_fixed():
 
 def test_reduced_label_depends_on_task_and_scale(tmp_path):
     from legw_repro.analysis.figure import scale_note
-    from legw_repro.scales import is_reduced
+    from legw_repro.config.scales import is_reduced
 
     # MNIST on a CPU is the full protocol; PTB on a CPU is shrunk
     assert is_reduced("mnist", "cpu") is False and is_reduced("ptb", "cpu") is True
@@ -692,64 +692,26 @@ COMMITTED = (  # SGD with clipping (PTB), Adam without (MNIST, clipping off)
 )
 
 
-def as_v1(src: Path, dst: Path, shift_lr: bool = False) -> Path:
-    """A committed v2 record written back as v1: no clip/model/spec, no epoch_start (with
-    ``shift_lr``, each row logs the next row's rate instead of its own)."""
+def as_v1(src: Path, dst: Path) -> Path:
+    """A committed v2 record written back as v1: no clip/model/spec, no epoch_start."""
     dst.mkdir(parents=True)
     summary = json.loads((src / "summary.json").read_text())
     v1 = {k: v for k, v in summary.items() if k not in ("clip", "model", "spec")}
     (dst / "summary.json").write_text(json.dumps(v1 | {"record_version": 1}, indent=2) + "\n")
     shutil.copyfile(src / "config.yaml", dst / "config.yaml")
     rows = [json.loads(x) for x in (src / "metrics.jsonl").read_text().splitlines()]
-    train = [r for r in rows if r["kind"] == "train"]
-    if shift_lr:
-        for a, b in zip(train, train[1:], strict=False):
-            a["lr"] = b["lr"]
-    for r in train:
+    for r in (r for r in rows if r["kind"] == "train"):
         del r["epoch_start"]
     (dst / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return dst
 
 
-def test_migrate_turns_v1_records_into_the_committed_v2_ones(tmp_path, capsys):
-    from legw_repro.analysis import migrate
-
-    runs = [as_v1(src, tmp_path / src.parent.name / src.name) for src in COMMITTED]
-    assert migrate.main([str(tmp_path)]) == 0
-    assert "2 run record(s) migrated to v2, 0 already v2" in capsys.readouterr().out
-    for src, run in zip(COMMITTED, runs, strict=True):
-        name = "metrics.jsonl"  # byte for byte
-        assert (run / name).read_text() == (src / name).read_text(), (run, name)
-        # the same fields; the spec may hold options added since (at their defaults)
-        got, want = (json.loads((d / "summary.json").read_text()) for d in (run, src))
-        got_spec, want_spec = got.pop("spec"), want.pop("spec")
-        assert got == want
-        assert got_spec["schedule"] == want_spec["schedule"]
-        assert got_spec["optimizer"] == want_spec["optimizer"]
-    clips = [json.loads((r / "summary.json").read_text())["clip"] for r in runs]
-    assert clips == [0.25, None]  # clip 0 in the config: no clipping
-    assert migrate.main([str(tmp_path)]) == 0  # idempotent
-    assert "0 run record(s) migrated to v2, 2 already v2" in capsys.readouterr().out
-
-
-def test_migrate_refuses_logged_rates_that_are_not_the_schedule(tmp_path, capsys):
-    from legw_repro.analysis import migrate
-
-    run = as_v1(COMMITTED[0], tmp_path / "run", shift_lr=True)
-    before = (run / "metrics.jsonl").read_text()
-    assert migrate.main([str(tmp_path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "step 1 logs lr=3.47" in err[0] and "not migrated" in err[0]
-    assert (run / "metrics.jsonl").read_text() == before
-    assert json.loads((run / "summary.json").read_text())["record_version"] == 1
-
-
-def test_the_analysis_refuses_a_v1_record_naming_the_migration(tmp_path, capsys):
+def test_the_analysis_refuses_a_v1_record(tmp_path, capsys):
     as_v1(COMMITTED[0], tmp_path / "runs" / "old")
     assert main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "1 run record(s) of contract v1" in err[0]
-    assert f"`python -m legw_repro.analysis.migrate {tmp_path / 'runs'}`" in err[0]
+    assert "reads v2 only" in err[0]
     assert not (tmp_path / "out").exists()
 
 

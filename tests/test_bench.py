@@ -18,7 +18,7 @@ from legw_repro.bench.alternate import Alternator
 from legw_repro.bench.flops import flops_per_item, narrow
 from legw_repro.bench.report import COLUMNS, rows_of, table, write_csv
 from legw_repro.bench.stats import Block, Plan, figures, paired_ratios, plan
-from legw_repro.models.lm import LSTMLanguageModel
+from legw_repro.tasks.ptb.model import LSTMLanguageModel
 from tests.helpers import REPO
 
 

@@ -8,8 +8,8 @@ import logging
 import pytest
 import torch
 
-from legw_repro import checkpoint
-from legw_repro.checkpoint import CheckpointError, CheckpointMismatch
+from legw_repro.loop import checkpoint
+from legw_repro.loop.checkpoint import CheckpointError, CheckpointMismatch
 
 
 def _restored(directory):
@@ -52,7 +52,7 @@ def test_truncated_last_falls_back_to_prev_and_names_it(tmp_path, caplog):
     checkpoint.save({"step": 2, "w": torch.ones(1000)}, tmp_path)
     last = tmp_path / "last.pt"
     last.write_bytes(last.read_bytes()[:500])
-    with caplog.at_level(logging.WARNING, logger="legw_repro.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="legw_repro.loop.checkpoint"):
         path, seen = _restored(tmp_path)
     assert path.name == "prev.pt" and seen[0]["step"] == 1
     assert any(str(last) in r.getMessage() for r in caplog.records)

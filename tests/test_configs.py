@@ -9,11 +9,12 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from legw_repro.grid import EXPERIMENTS as EXPERIMENTS_DIR
-from legw_repro.grid import expand
-from legw_repro.schedule import POLICIES
-from legw_repro.spec import build_spec
-from legw_repro.sweep import recipe, record_dir, results_dir
+from legw_repro.config.keys import OPTIMIZERS
+from legw_repro.config.spec import build_spec
+from legw_repro.schedule import RULES, WARMUPS, validate_schedule
+from legw_repro.sweep.grid import EXPERIMENTS as EXPERIMENTS_DIR
+from legw_repro.sweep.grid import expand
+from legw_repro.sweep.plan import recipe, record_dir, results_dir
 from tests.helpers import REPO
 
 # every grid: configs/experiment/<task>_<scale>.yaml and its variants <task>_<scale>/<variant>.yaml
@@ -26,11 +27,20 @@ EXPERIMENTS = sorted(
 
 @pytest.mark.parametrize("policy_file", sorted((REPO / "configs" / "policy").glob("*.yaml")))
 def test_policy_configs_match_the_schedule_library(policy_file: Path):
+    """A policy file names what the code uses: a scaling rule and a warmup form of the schedule
+    library and an optimizer the spec builds; each (rule, warmup) is a valid schedule at 4x."""
     p = yaml.safe_load(policy_file.read_text())
     assert p["name"] == policy_file.stem
-    if p["name"] in POLICIES:
-        assert (p["rule"], p["warmup"]) == (POLICIES[p["name"]].rule, POLICIES[p["name"]].warmup)
-        assert p["optimizer"] == "sgd"
+    assert p["rule"] in RULES and p["warmup"] in WARMUPS and p["optimizer"] in OPTIMIZERS
+    validate_schedule(
+        base_lr=1.0,
+        base_batch_size=20,
+        batch_size=80,
+        warmup_epochs=0.1,
+        epochs=10,
+        rule=p["rule"],
+        warmup=p["warmup"],
+    )
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)

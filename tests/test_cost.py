@@ -1,11 +1,11 @@
-"""The sweep's price (legw_repro/cost.py): steps and seconds per run from two calibration
+"""The sweep's price (legw_repro/sweep/cost.py): steps and seconds per run from two calibration
 samples, and the wall time of runs side by side."""
 
 from __future__ import annotations
 
 import pytest
 
-from legw_repro.cost import Sample, human, makespan, run_seconds, run_steps, step_seconds
+from legw_repro.sweep.cost import Sample, human, makespan, run_seconds, run_steps, step_seconds
 
 # MNIST-like: 55k images; 0.02 s per step at 128, 1.4 s at 8192 (about 6k images/s)
 SAMPLES = [Sample(128, 429, 0.02, 10.0), Sample(8192, 6, 1.4, 12.0)]

@@ -1,4 +1,4 @@
-"""`cuda_graphs=true` (legw_repro/cudagraph.py): refused with one line where it cannot apply;
+"""`cuda_graphs=true` (legw_repro/loop/cudagraph.py): refused with one line where it cannot apply;
 on a GPU the replayed step trains like the eager one (same losses and weights within float
 tolerance, across an epoch boundary that resets PTB's carried state)."""
 
@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from legw_repro.cudagraph import unsupported
-from legw_repro.train import run
-from legw_repro.validate import ConfigError
+from legw_repro.config.validate import ConfigError
+from legw_repro.loop.cudagraph import unsupported
+from legw_repro.run.lifecycle import run
 from tests.helpers import checkpoint_params, make_cfg, read_rows
 from tests.test_train import SMALL
 
@@ -19,15 +19,24 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GP
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("ptb", "cpu", 1, 1), "needs device=cuda"),
-        (("gnmt", "cuda", 1, 1), "fixed-shape"),
-        (("mnist", "cuda", 2, 1), "one process"),
-        (("ptb", "cuda", 1, 4), "accum_steps=1"),
+        (("ptb", True, "cpu", 1, 1), "needs device=cuda"),
+        (("gnmt", False, "cuda", 1, 1), "fixed-shape"),
+        (("mnist", True, "cuda", 2, 1), "one process"),
+        (("ptb", True, "cuda", 1, 4), "accum_steps=1"),
     ],
 )
 def test_unsupported_names_the_reason(args, needle):
     assert needle in unsupported(*args)
-    assert unsupported("ptb", "cuda", 1, 1) is None and unsupported("mnist", "cuda", 1, 1) is None
+    assert unsupported("ptb", True, "cuda", 1, 1) is None
+
+
+def test_the_tasks_declare_their_shapes():
+    """What cuda_graphs may capture is the task's to say (Task.fixed_shapes), not the loop's."""
+    from legw_repro.tasks.gnmt import GNMTTask
+    from legw_repro.tasks.mnist import MNISTTask
+    from legw_repro.tasks.ptb import PTBTask
+
+    assert PTBTask.fixed_shapes and MNISTTask.fixed_shapes and not GNMTTask.fixed_shapes
 
 
 def test_cuda_graphs_on_a_cpu_run_is_refused_before_training(tmp_path, shared_data_dir):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from legw_repro.data.download import DataError
-from legw_repro.data.mnist import MNISTData, load_mnist, read_idx
+from legw_repro.tasks.common.download import DataError
+from legw_repro.tasks.mnist.data import MNISTData, load_mnist, read_idx
 
 TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from legw_repro.data import multi30k as m30k
-from legw_repro.data.download import DataError, file_sha256
-from legw_repro.data.seq_batches import (
+from legw_repro.tasks.common.download import DataError, file_sha256
+from legw_repro.tasks.common.seq_batches import (
     bucketed_batches,
     make_batch,
     micro_batch_count,
     split_global,
 )
+from legw_repro.tasks.gnmt import multi30k as m30k
 
 SMALL_VOCAB = m30k.SubwordSettings(vocab_size=1000)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from legw_repro.data.ptb import (
+from legw_repro.tasks.ptb.data import (
     EOS,
     PTBCorpus,
     Vocab,

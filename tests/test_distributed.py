@@ -13,11 +13,11 @@ from __future__ import annotations
 import torch
 import torch.distributed as tdist
 
-from legw_repro.distributed import DistInfo
-from legw_repro.records import RunRecord
-from legw_repro.spec import build_spec
-from legw_repro.trainer import Trainer
-from legw_repro.validate import task_class
+from legw_repro.config.spec import build_spec
+from legw_repro.config.validate import task_class
+from legw_repro.loop.distributed import DistInfo
+from legw_repro.loop.trainer import Trainer
+from legw_repro.run.records import RunRecord
 from tests.helpers import make_cfg
 from tests.test_train import SMALL
 

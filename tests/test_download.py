@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import legw_repro.data.download as dl
-from legw_repro.data.download import DataError, FileSpec, ensure_files, resolve_data_dir
-from legw_repro.data.mnist import MNIST_FILES
-from legw_repro.data.ptb import PTB_FILES
+import legw_repro.tasks.common.download as dl
+from legw_repro.tasks.common.download import DataError, FileSpec, ensure_files, resolve_data_dir
+from legw_repro.tasks.mnist.data import MNIST_FILES
+from legw_repro.tasks.ptb.data import PTB_FILES
 
 _REAL_CAN_REACH = dl._can_reach
 CONTENT = b"hello legw\n" * 100
@@ -92,7 +92,7 @@ def test_missing_offline(tmp_path, monkeypatch, how):
 def test_missing_files_are_printed_on_lines(tmp_path, monkeypatch, capsys):
     """The command line keeps this error's lines (one a file and its URL), after a first line
     that says what is wrong; any other error stays one line."""
-    from legw_repro.cli_checks import fail
+    from legw_repro.config.cli import fail
 
     monkeypatch.setenv("LEGW_OFFLINE", "1")
     with pytest.raises(DataError) as ei:

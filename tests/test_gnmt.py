@@ -5,6 +5,7 @@ unchanged trainer: the CLI run record with translations, exact resume, DDP and a
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,11 +16,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from legw_repro.bleu import corpus_bleu
-from legw_repro.data.seq_batches import make_batch
-from legw_repro.models.decoding import beam_search, greedy, length_penalty, max_lengths
-from legw_repro.models.gnmt import GNMT
-from legw_repro.train import run
+from legw_repro.run.lifecycle import run
+from legw_repro.tasks.common.seq_batches import make_batch
+from legw_repro.tasks.gnmt.bleu import corpus_bleu
+from legw_repro.tasks.gnmt.decoding import beam_search, greedy, length_penalty, max_lengths
+from legw_repro.tasks.gnmt.model import GNMT
+from tests.faults import fault_cli
 from tests.helpers import REPO, checkpoint_params, make_cfg, read_rows, run_cli, summary
 
 IDS = (0, 2, 3)  # pad, bos, eos
@@ -209,8 +211,8 @@ def test_accumulation_equals_full_batch(tmp_path, shared_data_dir, cache_dir):
 
 
 def test_micro_batches_tile_the_global_batch(shared_data_dir, cache_dir):
-    from legw_repro.distributed import DistInfo
-    from legw_repro.tasks.gnmt import GNMTTask
+    from legw_repro.loop.distributed import DistInfo
+    from legw_repro.tasks.gnmt.task import GNMTTask
 
     common = [*SMALL, f"data_dir={shared_data_dir}", f"task.subword.cache_dir={cache_dir}"]
     whole = GNMTTask(make_cfg(*common), DistInfo())
@@ -287,9 +289,9 @@ def test_fit_script_reads_the_last_checkpoint_on_both_splits(reference_run):
 def test_killed_and_resumed_equals_uninterrupted(tmp_path, reference_run):
     ref, common = reference_run
     crashed = tmp_path / "crashed"
-    # hard exit after step 11: the last checkpoint is step 9 (every 3), two steps are redone
-    res = run_cli(*common, f"hydra.run.dir={crashed}", "+crash_at_step=11")
-    assert res.returncode == 17 and summary(crashed)["status"] == "running"
+    # killed (SIGKILL) in step 11: the last checkpoint is step 9 (every 3), two steps are redone
+    res = fault_cli(*common, f"hydra.run.dir={crashed}", step=11, action="SIGKILL")
+    assert res.returncode == -signal.SIGKILL and summary(crashed)["status"] == "running"
     res = run_cli(*common, f"hydra.run.dir={crashed}", "resume=true")
     assert res.returncode == 0, res.stderr[-3000:]
     a, b = summary(ref), summary(crashed)
@@ -330,4 +332,4 @@ def test_configs_compose_and_the_paper_scale_is_gnmt_v2():
         model = GNMT(int(cfg.subword.vocab_size), **{k: m[k] for k in m})
     assert model.enc_bi.bidirectional and len(model.enc) == 3 and len(model.dec) == 3
     assert sum(p.numel() for p in model.parameters()) > 100e6
-    assert "gnmt" not in (REPO / "legw_repro" / "trainer.py").read_text().lower()
+    assert "gnmt" not in (REPO / "legw_repro" / "loop" / "trainer.py").read_text().lower()

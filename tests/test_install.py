@@ -258,7 +258,7 @@ def test_a_wheel_carries_the_configs_and_its_scripts_work(tmp_path, shared_data_
     )
     assert res.returncode == 0, res.stderr[-2000:]
     env = {**_outside_env(), "PYTHONPATH": str(site)}
-    where = "import legw_repro.config_dir as c, hydra_plugins.legw_sweeper as s; "
+    where = "import legw_repro.config.config_dir as c, hydra_plugins.legw_sweeper as s; "
     where += "print(c.CONFIGS); print(s.__file__)"
     res = _run([sys.executable, "-c", where], tmp_path, env)
     assert res.returncode == 0, res.stderr[-2000:]

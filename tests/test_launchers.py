@@ -3,7 +3,7 @@
 resumes and ends as if never interrupted), through joblib (local parallel runs) and through
 submitit's local executor standing in for SLURM -- each giving the same numbers. And DDP across
 "nodes": two torchrun agents over loopback equal one node with two processes, and the two
-tasks of one submitit job become the two ranks of one run (legw_repro/launch_env.py)."""
+tasks of one submitit job become the two ranks of one run (legw_repro/run/launch_env.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.faults import fault_cli
 from tests.helpers import REPO, checkpoint_params, summary
 
 pytestmark = pytest.mark.slow
@@ -70,9 +71,9 @@ def test_multirun_of_the_experiment_then_a_relaunch_trains_nothing(basic, shared
 def test_a_run_killed_mid_way_is_resumed_by_the_relaunch(basic, tmp_path, shared_data_dir):
     one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", *SMALL]
     one += [f"data_dir={shared_data_dir}", "checkpoint_every_steps=2"]
-    # hard exit after step 5 (the last checkpoint is at step 4): the sweep process dies with it
-    res = _train(tmp_path, "-m", *one, "+crash_at_step=5")
-    assert res.returncode == 17, res.stderr[-3000:]
+    # killed (SIGKILL) in step 5 (the last checkpoint is at step 4): the sweep process dies with it
+    res = fault_cli("-m", *one, step=5, action="SIGKILL", LEGW_RUNS_DIR=str(tmp_path))
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
     run = tmp_path / "ptb" / "smoke" / "sqrt_legw" / "b20-s0"
     assert summary(run)["status"] == "running"
     res = _train(tmp_path, "-m", *one)

@@ -9,10 +9,10 @@ import pytest
 import torch
 import yaml
 
-from legw_repro.distributed import DistInfo
-from legw_repro.models.mnist_lstm import MNISTLSTM
-from legw_repro.tasks.mnist import MNISTTask, epoch_permutation
-from legw_repro.train import run
+from legw_repro.loop.distributed import DistInfo
+from legw_repro.run.lifecycle import run
+from legw_repro.tasks.mnist.model import MNISTLSTM
+from legw_repro.tasks.mnist.task import MNISTTask, epoch_permutation
 from tests.helpers import (
     REPO,
     check_train_rows,
@@ -152,7 +152,7 @@ def test_pixel_input_and_bad_input():
 
 
 def test_task_plugs_into_unchanged_trainer():
-    assert "mnist" not in (REPO / "legw_repro" / "trainer.py").read_text().lower()
+    assert "mnist" not in (REPO / "legw_repro" / "loop" / "trainer.py").read_text().lower()
     cfg = yaml.safe_load((REPO / "configs" / "task" / "mnist.yaml").read_text())
     assert cfg["cls"] == "legw_repro.tasks.mnist.MNISTTask" and cfg["base_batch_size"] == 128
     # LEGW at 64x the base batch must fit the epoch budget at every scale

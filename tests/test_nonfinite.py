@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from legw_repro.nonfinite import NonFinite
-from legw_repro.train import run
+from legw_repro.loop.nonfinite import NonFinite
+from legw_repro.run.lifecycle import run
 from tests.faults import nan_at
 from tests.helpers import make_cfg, read_rows, summary
 from tests.test_train import SMALL

@@ -1,5 +1,5 @@
 """The training step never waits for the device: losses stay there and are read every
-`sync_every` steps (legw_repro/losslog.py), with the same rows, the same weights and the NaN
+`sync_every` steps (legw_repro/loop/losslog.py), with the same rows, the same weights and the NaN
 still named at its own step. Counted on a CPU by patching the Tensor methods that read a value
 on the host; on a GPU with torch.cuda.set_sync_debug_mode. No timings here (scripts/bench.py)."""
 
@@ -12,10 +12,10 @@ from contextlib import contextmanager
 import pytest
 import torch
 
-from legw_repro import losslog
-from legw_repro.losslog import LossLog
-from legw_repro.train import run
-from legw_repro.trainer import Trainer
+from legw_repro.loop import losslog
+from legw_repro.loop.losslog import LossLog
+from legw_repro.loop.trainer import Trainer
+from legw_repro.run.lifecycle import run
 from tests.helpers import checkpoint_params, make_cfg, read_rows, summary
 from tests.test_train import SMALL
 

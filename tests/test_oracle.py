@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from legw_repro.oracle import (
+from legw_repro.sweep.oracle import (
     DEFAULT_EXPONENTS,
     MAX_WIDEN,
     Trial,

@@ -18,10 +18,10 @@ import signal
 import pytest
 import torch
 
-from legw_repro.checkpoint import CheckpointError
-from legw_repro.preemption import EXIT_PREEMPTED, Preempted, PreemptionGuard, hand_over
-from legw_repro.records import RecordError
-from legw_repro.train import run
+from legw_repro.loop.checkpoint import CheckpointError
+from legw_repro.run.lifecycle import run
+from legw_repro.run.preemption import EXIT_PREEMPTED, Preempted, PreemptionGuard, hand_over
+from legw_repro.run.records import RecordError
 from tests.faults import fault_cli, signal_at
 from tests.helpers import checkpoint_params, make_cfg, read_rows, summary
 from tests.test_train import SMALL
@@ -88,7 +88,7 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(
 ):
     last = preempted / "checkpoints" / "last.pt"
     last.write_bytes(last.read_bytes()[:1000])  # a copy cut short
-    with caplog.at_level(logging.WARNING, logger="legw_repro.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="legw_repro.loop.checkpoint"):
         s = run(_cfg(shared_data_dir, "resume=true"), preempted)
     assert s["resumed_from"] == {"checkpoint": "prev.pt", "step": 10}
     warned = [r.getMessage() for r in caplog.records]

@@ -1,18 +1,16 @@
 """A run directory is bound to its configuration: resumed or skipped only by the configuration
-that started it, never retrained over by accident, and legible to a sweep (`run_state`)."""
+that started it, never retrained over by accident."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
 
-from legw_repro import rundir
-from legw_repro.fingerprint import config_values, differences, digest
-from legw_repro.records import RecordError
-from legw_repro.runlock import RunLock
-from legw_repro.train import run
+from legw_repro.config.fingerprint import config_values, differences, digest
+from legw_repro.run import rundir
+from legw_repro.run.lifecycle import run
+from legw_repro.run.records import RecordError
 from tests.helpers import make_cfg, read_rows, summary
 from tests.test_train import SMALL
 
@@ -140,19 +138,3 @@ def test_overwrite_discards_the_old_record_and_starts_over(finished, shared_data
     assert s["fingerprint"] != old["fingerprint"] and s["started_at"] >= old["started_at"]
     steps = [r["step"] for r in read_rows(finished, "train")]
     assert steps == list(range(1, s["total_steps"] + 1))  # no batch-8 rows left behind
-
-
-@pytest.mark.slow
-def test_run_state_tells_a_sweep_what_to_do(finished, tmp_path):
-    assert rundir.run_state(tmp_path / "nothing") == "new"
-    assert rundir.run_state(finished) == "finished"
-    s = summary(finished)
-    (finished / "summary.json").write_text(json.dumps({**s, "status": "running"}))
-    with RunLock(finished):
-        assert rundir.run_state(finished) == "active"
-    assert rundir.run_state(finished) == "resumable"  # its lock holder is gone
-    (finished / "run.lock").unlink()  # a record from before the lock: the heartbeat decides
-    assert rundir.run_state(finished, stale_after_s=1e9) == "active"
-    assert rundir.run_state(finished, stale_after_s=0) == "resumable"
-    (finished / "summary.json").write_text(json.dumps({**s, "status": "preempted"}))
-    assert rundir.run_state(finished) == "resumable"

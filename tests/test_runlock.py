@@ -13,13 +13,13 @@ import time
 
 import pytest
 
-from legw_repro import runlock
-from legw_repro.runlock import RunLock, RunLocked, is_held, read_holder
-from legw_repro.train import run
+from legw_repro.run import runlock
+from legw_repro.run.lifecycle import run
+from legw_repro.run.runlock import RunLock, RunLocked, is_held, read_holder
 from tests.helpers import REPO, make_cfg
 from tests.test_train import SMALL
 
-HOLD = "import sys, time; from legw_repro.runlock import RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"  # noqa: E501
+HOLD = "import sys, time; from legw_repro.run.runlock import RunLock; RunLock(sys.argv[1]).acquire(); print('held', flush=True); time.sleep(60)"  # noqa: E501
 
 
 def _dead_pid() -> int:
@@ -57,7 +57,7 @@ def test_a_trainer_into_a_locked_run_dir_is_refused_before_writing(tmp_path, sha
 
 
 def test_the_run_logs_the_takeover_of_a_stale_lock(tmp_path, caplog):
-    from legw_repro.train import _writer
+    from legw_repro.run.lifecycle import _writer
 
     dead = _dead_pid()
     (tmp_path / "run.lock").write_text(f'{{"pid": {dead}, "host": "h", "since": "t"}}')

@@ -15,12 +15,9 @@ from hypothesis import strategies as st
 from legw_repro.schedule import (
     DECAYS,
     HANDOVERS,
-    POLICIES,
     LEGWScheduler,
-    Policy,
     ScheduleSpec,
     learning_rate,
-    policy,
     schedule_summary,
     validate_schedule,
 )
@@ -464,30 +461,6 @@ def test_boundaries_are_valid():
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.0)
     LEGWScheduler(opt, 3, **kw(base_lr=0))
     assert opt.param_groups[0]["lr"] == 0.0
-
-
-# --------------------------------------------------------------------------- policies
-
-
-def test_policies_table():
-    expected = {
-        "sqrt_legw": Policy("sqrt", "legw"),
-        "sqrt": Policy("sqrt", "fixed"),
-        "linear": Policy("linear", "fixed"),
-        "none": Policy("none", "fixed"),
-    }
-    assert expected == POLICIES
-    p = policy("sqrt_legw")
-    assert (p.rule, p.warmup) == ("sqrt", "legw")
-    with pytest.raises(AttributeError):
-        p.rule = "linear"  # frozen
-    for pol in POLICIES.values():  # every policy is a valid schedule
-        validate_schedule(**kw(batch_size=80, rule=pol.rule, warmup=pol.warmup))
-
-
-def test_unknown_policy_lists_known_names():
-    with pytest.raises(ValueError, match=r"policy='legw'.*'linear'.*'sqrt_legw'"):
-        policy("legw")
 
 
 # --------------------------------------------------------------------------- properties

@@ -8,11 +8,11 @@ import json
 import pytest
 from omegaconf import OmegaConf
 
-import legw_repro.spec as spec_module
+import legw_repro.config.spec as spec_module
+from legw_repro.config.spec import RunSpec, build_spec
+from legw_repro.config.validate import ConfigError
+from legw_repro.run.lifecycle import run
 from legw_repro.schedule import ScheduleSpec
-from legw_repro.spec import RunSpec, build_spec
-from legw_repro.train import run
-from legw_repro.validate import ConfigError
 from tests.helpers import make_cfg, summary
 from tests.test_train import SMALL
 

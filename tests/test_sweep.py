@@ -1,4 +1,4 @@
-"""The sweep planner (legw_repro/sweep.py) and the experiments it plans (legw_repro/grid.py):
+"""The sweep planner (legw_repro/sweep/plan.py) and the experiments it plans (legw_repro/sweep/grid.py):
 what a sweep trains, what it shares at k=1, what a relaunch skips, and where every run and
 record lives -- checked without training or touching a file."""
 
@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from legw_repro.grid import expand, experiments, job_overrides
-from legw_repro.sweep import Point, duplicate_dirs, plan, recipe, record_dir, results_dir
+from legw_repro.sweep.grid import expand, experiments, job_overrides
+from legw_repro.sweep.plan import Point, duplicate_dirs, plan, recipe, record_dir, results_dir
 
 POLICIES = {
     "sqrt_legw": ("sgd", "sqrt", "legw"),

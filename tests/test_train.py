@@ -3,12 +3,15 @@ accumulation / resume, divergence, and clear errors for bad input."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import yaml
 
-from legw_repro.data.download import DataError
-from legw_repro.train import run
-from legw_repro.validate import ConfigError
+from legw_repro.config.validate import ConfigError
+from legw_repro.run.lifecycle import run
+from legw_repro.tasks.common.download import DataError
+from tests.faults import fault_cli
 from tests.helpers import check_train_rows, checkpoint_params, make_cfg, read_rows, run_cli, summary
 
 # a few dozen steps of the tiny LM on a slice of PTB: seconds per run
@@ -76,9 +79,9 @@ def test_killed_and_resumed_equals_uninterrupted(tmp_path, shared_data_dir):
     ref, crashed = tmp_path / "ref", tmp_path / "crashed"
     common = [*SMALL, f"data_dir={shared_data_dir}", "epochs=2", "checkpoint_every_steps=5"]
     assert run_cli(*common, f"hydra.run.dir={ref}").returncode == 0
-    # hard-exit after step 32: the last checkpoint is at step 30, two steps are lost and redone
-    res = run_cli(*common, f"hydra.run.dir={crashed}", "+crash_at_step=32")
-    assert res.returncode == 17
+    # killed (SIGKILL) in step 32: the last checkpoint is at step 30, two steps are lost and redone
+    res = fault_cli(*common, f"hydra.run.dir={crashed}", step=32, action="SIGKILL")
+    assert res.returncode == -signal.SIGKILL, res.stderr[-3000:]
     assert summary(crashed)["status"] == "running"
     res = run_cli(*common, f"hydra.run.dir={crashed}", "resume=true")
     assert res.returncode == 0, res.stderr[-3000:]
@@ -189,7 +192,7 @@ def test_wandb_offline_mirror_writes_files_and_tags(tmp_path, shared_data_dir, m
 
 
 def test_wandb_is_off_unless_asked_for(monkeypatch):
-    from legw_repro.records import resolve_wandb_mode
+    from legw_repro.run.records import resolve_wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)

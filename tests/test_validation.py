@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
-from legw_repro.fingerprint import flatten
-from legw_repro.rules import DECAY_BLOCKS, GNMT, MNIST, PTB, TASK_RULES, rules_for
-from legw_repro.spec import RunSpec, build_spec
-from legw_repro.train import run
-from legw_repro.validate import CONFIGS, ConfigError, resolved
+from legw_repro.config.fingerprint import flatten
+from legw_repro.config.keys import DECAY_BLOCKS, rules_for
+from legw_repro.config.spec import RunSpec, build_spec
+from legw_repro.config.validate import CONFIGS, ConfigError, resolved, task_class
+from legw_repro.run.lifecycle import run
 from tests.helpers import make_cfg, run_cli
 from tests.test_train import SMALL
 
@@ -135,28 +135,30 @@ def test_every_case_names_a_distinct_fault():
 def test_every_key_in_configs_has_a_rule(task, scale):
     """A key added to configs/ without a rule would go unchecked: name it here."""
     cfg = make_cfg(f"task={task}", f"scale={scale}")
-    rules = rules_for(str(cfg.task.cls))
+    rules = rules_for(task_class(cfg))
     keys = flatten(resolved(cfg))
     missing = [k for k in keys if k not in rules and not k.startswith(DECAY_BLOCKS)]
-    assert not missing, f"add a rule for each to legw_repro/rules.py: {missing}"
+    assert not missing, f"add a rule for each to config/keys.py or the task's keys.py: {missing}"
     assert build_spec(cfg).task == task  # and every shipped value passes its rule
 
 
 def test_rule_choices_follow_the_code():
-    from legw_repro.data.multi30k import LANGS
-    from legw_repro.models.gnmt import ATTENTIONS
-    from legw_repro.models.lm import SIZES
-    from legw_repro.models.mnist_lstm import INPUTS
-    from legw_repro.tasks.gnmt import SOURCES
+    from legw_repro.tasks.gnmt.keys import KEYS as GNMT
+    from legw_repro.tasks.gnmt.model import ATTENTIONS
+    from legw_repro.tasks.gnmt.multi30k import LANGS
+    from legw_repro.tasks.gnmt.task import SOURCES
+    from legw_repro.tasks.mnist.keys import KEYS as MNIST
+    from legw_repro.tasks.mnist.model import INPUTS
+    from legw_repro.tasks.ptb.keys import KEYS as PTB
+    from legw_repro.tasks.ptb.model import SIZES
 
     assert set(PTB["task.model.size"].choices) == set(SIZES)
     assert set(MNIST["task.model.input"].choices) == set(INPUTS)
     assert set(GNMT["task.model.attention"].choices) == set(ATTENTIONS)
     assert set(GNMT["task.data.src_lang"].choices) == set(LANGS)
     assert set(GNMT["task.data.source"].choices) == set(SOURCES)
-    assert set(TASK_RULES) == {
-        str(make_cfg(f"task={t}").task.cls) for t in ("ptb", "mnist", "gnmt")
-    }
+    for t, keys in (("ptb", PTB), ("mnist", MNIST), ("gnmt", GNMT)):
+        assert task_class(make_cfg(f"task={t}")).config_keys is keys
 
 
 @pytest.mark.parametrize(
@@ -202,7 +204,7 @@ GROUP_CASES = [
 
 @pytest.mark.parametrize(("args", "needle"), GROUP_CASES, ids=[" ".join(c[0]) for c in GROUP_CASES])
 def test_a_wrong_group_option_is_refused_in_one_line(args, needle, capsys):
-    from legw_repro.cli_checks import check_overrides
+    from legw_repro.config.cli import check_overrides
 
     with pytest.raises(SystemExit) as e:
         check_overrides([*SMALL, *args])
@@ -218,7 +220,7 @@ def _options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("group", ["task", "policy", "scale", "task_scale", "experiment"])
 def test_every_shipped_option_is_accepted(group):
-    from legw_repro.cli_checks import check_overrides
+    from legw_repro.config.cli import check_overrides
 
     prefix = "+" if group == "experiment" else ""
     for option in _options(group):

@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from legw_repro.data import multi30k as m30k
-from legw_repro.data import wmt16
-from legw_repro.data.download import DataError
-from legw_repro.distributed import DistInfo
-from legw_repro.spec import build_spec
-from legw_repro.validate import ConfigError
+from legw_repro.config.spec import build_spec
+from legw_repro.config.validate import ConfigError
+from legw_repro.loop.distributed import DistInfo
+from legw_repro.tasks.common.download import DataError
+from legw_repro.tasks.gnmt import multi30k as m30k
+from legw_repro.tasks.gnmt import wmt16
 from tests.helpers import make_cfg
 
 try:  # the optional extra: the on-disk copies are real ones when it is installed
@@ -216,7 +216,7 @@ def test_subword_model_is_keyed_by_the_wmt16_training_text(tmp_path, monkeypatch
 
 
 def test_task_data_path_with_wmt16(tmp_path, monkeypatch, m30k_pairs):
-    from legw_repro.tasks.gnmt import GNMTTask
+    from legw_repro.tasks.gnmt.task import GNMTTask
 
     path = _save(m30k_pairs, tmp_path / "wmt16", monkeypatch)
     cfg = make_cfg(

@@ -4,7 +4,7 @@ command line), plus what a batch-size sweep needs on any launcher:
 * finished runs (summary status completed/diverged) are not launched again, so relaunching a
   sweep costs nothing for them -- not even a queued SLURM array task; the others are launched
   with the experiment's resume=true and continue from their checkpoints;
-* at k = 1 the points that are one run (legw_repro/sweep.py) are trained once and recorded
+* at k = 1 the points that are one run (legw_repro/sweep/plan.py) are trained once and recorded
   under the other policies' names after the launch (legw_repro/sweep_io.write_aliases);
 * two points that would share a run directory stop the sweep before anything starts;
 * a preemption signal handed over by a run (after it wrote its checkpoint and summary), or
@@ -28,10 +28,11 @@ from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
+from legw_repro.run.status import EXIT_PREEMPTED
+
 log = logging.getLogger(__name__)
 
 #: exit status of a sweep stopped by a preemption signal: relaunch it (EX_TEMPFAIL)
-EXIT_PREEMPTED = 75
 
 
 @dataclass
@@ -62,9 +63,9 @@ class LegwSweeper(BasicSweeper):
     """BasicSweeper that plans before it launches (see the module docstring)."""
 
     def sweep(self, arguments: list[str]) -> Any:
-        from legw_repro.grid import cached, job_overrides, point_of
-        from legw_repro.sweep import duplicate_dirs, plan
-        from legw_repro.sweep_io import statuses, write_aliases
+        from legw_repro.sweep.grid import cached, job_overrides, point_of
+        from legw_repro.sweep.plan import duplicate_dirs, plan
+        from legw_repro.sweep.sweep_io import statuses, write_aliases
 
         assert self.config is not None and self.launcher is not None
         assert self.hydra_context is not None

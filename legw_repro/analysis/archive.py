@@ -16,7 +16,7 @@ import shutil
 from pathlib import Path
 
 from legw_repro.analysis.history import read_rows
-from legw_repro.records import atomic_write_text
+from legw_repro.run.records import atomic_write_text
 
 #: run-record directories copied whole (docs/run-record.md); checkpoints never are
 KEPT_DIRS = ("translations",)

@@ -188,7 +188,8 @@ def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
         records.append(row)
     if old:
         raise AnalysisError(
-            f"{len(old)} run record(s) of contract v1 (e.g. {old[0]}); upgrade them with "
-            f"`python -m legw_repro.analysis.migrate {' '.join(map(str, dirs))}`"
+            f"{len(old)} run record(s) of contract v1 (e.g. {old[0]}); this version reads v2 "
+            "only: upgrade them with analysis/migrate.py of an older legw-repro "
+            "(git log --all -- legw_repro/analysis/migrate.py), or train them again"
         )
     return runs_from_records(records)

@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 
 from legw_repro.analysis.frames import first, is_missing, one_task
 from legw_repro.analysis.metrics import Metric, metric_info
-from legw_repro.scales import is_reduced
+from legw_repro.config.scales import is_reduced
 
 # One colour, marker and legend label per policy, the same in every figure; unknown policies
 # take the EXTRA_* entries in alphabetical order.
@@ -67,7 +67,7 @@ def style(styles: Styles | None, policy: str) -> Mapping[str, str]:
 def scale_note(scale: Any, task: str | None = None) -> str:
     """Title suffix: '' for the full protocol, '(reduced CPU scale)' etc. otherwise. Whether a
     scale is reduced depends on the task too (MNIST at `cpu` is the full protocol): with ``task``
-    it is looked up in the configs (legw_repro.scales); without, any scale but `paper` is."""
+    it is looked up in the configs (legw_repro.config.scales); without, any scale but `paper` is."""
     s = "" if is_missing(scale) else str(scale)
     if s in ("", "paper"):
         return ""

@@ -2,7 +2,7 @@
 
 Why inside the trainer's own run: the figure for "the suite's trainer" must include everything
 a run does per step (schedule, rows, checks, checkpoint flags, progress bar), so the harness runs
-`legw_repro.train.run` unchanged and only wraps the task's batch iterator (`ticking`). Every
+`legw_repro.run.lifecycle.run` unchanged and only wraps the task's batch iterator (`ticking`). Every
 `steps_per_block` trainer steps the wrapper stops the clock, runs the bare loop over the same
 steps of the epoch -- the same batches (same shapes, same sentence lengths), produced by the
 task's own iterator -- and restarts it: the blocks alternate trainer, bare, trainer, bare, ...

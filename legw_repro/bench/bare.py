@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from legw_repro.optim import build_optimizer
-from legw_repro.spec import RunSpec
+from legw_repro.config.spec import RunSpec
+from legw_repro.loop.optim import build_optimizer
 from legw_repro.tasks.base import Task
 
 

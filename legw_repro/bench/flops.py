@@ -38,7 +38,7 @@ def batch_items(batch: Any) -> int:
     for a sequence pair batch, else the number of targets (PTB: bptt x batch, MNIST: images)."""
     tgt = getattr(batch, "tgt_out", None)
     if tgt is not None:
-        from legw_repro.data.multi30k import PAD_ID
+        from legw_repro.tasks.gnmt.multi30k import PAD_ID
 
         return int((tgt != PAD_ID).sum())
     return int(batch[1].numel())

@@ -1,7 +1,7 @@
 """One benchmark measurement: a task at one batch size on one device, in this process.
 
 `measure` builds the bare loop, warms it up, counts FLOPs per item, sizes the blocks from the
-measured step time, then runs the suite's trainer (`legw_repro.train.run`, a real run into a
+measured step time, then runs the suite's trainer (`legw_repro.run.lifecycle.run`, a real run into a
 temporary directory) with the bare loop's blocks slotted in between its own (alternate.py).
 `measure_window` is one of N processes sharing a device (concurrency). Both return plain dicts
 (JSON) for `scripts/bench.py`, which runs each measurement in a process of its own so that peak
@@ -28,10 +28,10 @@ from legw_repro.bench.alternate import Alternator, Clock, Tick, Window, WindowCl
 from legw_repro.bench.bare import BareLoop
 from legw_repro.bench.flops import flops_per_item
 from legw_repro.bench.stats import plan
-from legw_repro.config_dir import CONFIGS
-from legw_repro.distributed import DistInfo
-from legw_repro.spec import build_spec
-from legw_repro.validate import task_class
+from legw_repro.config.config_dir import CONFIGS
+from legw_repro.config.spec import build_spec
+from legw_repro.config.validate import task_class
+from legw_repro.loop.distributed import DistInfo
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class Setting:
 def _run_trainer(cfg: DictConfig, task_cls: type, tick: Tick) -> dict[str, Any]:
     """A real run into a temporary directory, `tick` called before each step; the progress bar
     and log lines go nowhere (the bar still does its work)."""
-    from legw_repro.train import run
+    from legw_repro.run.lifecycle import run
 
     with (
         ticking(task_cls, tick),
@@ -152,7 +152,6 @@ def measure(
     spec = build_spec(base, 1)
     task_cls = task_class(base)
     task = task_cls(base, DistInfo(device=device))
-    task.spec = spec
     spe = task.steps_per_epoch
     bare = BareLoop(task, spec, device)
     batches = task.train_batches(0)  # the unwrapped iterator: the bare loop's warm-up
@@ -190,7 +189,6 @@ def measure_window(
     task_cls = task_class(cfg)
     window = Window(Clock(device), warmup, seconds, barrier_dir, rank, n)
     task = task_cls(cfg, DistInfo(device=device))
-    task.spec = build_spec(cfg, 1)
     flops = math.nan
     if rank == 0:  # the same model in every process: count once
         model = task.build_model()

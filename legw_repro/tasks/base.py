@@ -1,8 +1,11 @@
 """The Task interface: everything the trainer needs to know about a data set and a model.
 
-The trainer (legw_repro/trainer.py) knows only this interface. A new task is one module here
-(plus its model and data loader if new) and one file in configs/task/ whose `cls` names the class:
-if adding a task needs a change in the trainer, the interface is wrong.
+The trainer (legw_repro/loop/trainer.py) knows only this interface. A new task is one folder
+(a package holding its Task subclass, model and data; e.g. legw_repro/tasks/ptb/) and one file in
+configs/task/ whose `cls` names the class. The class also declares what the generic code must
+not guess: its config keys (`config_keys`), combinations of them (`check_config`), limits that
+need the data (`check_limits`), and whether its batches have fixed shapes (`fixed_shapes`). If
+adding a task needs a change anywhere else, the interface is wrong (docs/architecture.md).
 
 Batch semantics: `batch_size` in the config is always the *global* batch of one optimizer step.
 It is split across `world_size` ranks and, on each rank, into `accum_steps` equal micro-batches.
@@ -14,18 +17,18 @@ size, so averaging them (and DDP's average over ranks) gives exactly the full-ba
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from legw_repro.distributed import DistInfo
+from legw_repro.loop.distributed import DistInfo
 
 if TYPE_CHECKING:
-    from legw_repro.spec import RunSpec
+    from legw_repro.config.keys import Rule
 
 
 class Task(ABC):
@@ -34,9 +37,16 @@ class Task(ABC):
     higher_is_better: bool
     #: unit of the throughput figure ("tokens" or "images")
     item_unit: str
-    #: the run's typed spec (legw_repro/spec.py), set by train.run right after construction;
-    #: None for a task built alone (tests). Task-specific keys stay in `cfg.task`.
-    spec: RunSpec | None = None
+    #: the rules of the `task.*` keys only this task reads (legw_repro/config/keys.py's Rule);
+    #: with the common keys, every key of its configs/task/<name>.yaml must have one
+    config_keys: ClassVar[Mapping[str, Rule]] = {}
+    #: every training batch has the same shapes, so `cuda_graphs=true` can replay the step
+    fixed_shapes: ClassVar[bool] = False
+
+    @classmethod  # noqa: B027 - optional hook
+    def check_config(cls, flat: Mapping[str, Any]) -> None:
+        """Combinations of this task's keys no single rule sees (`flat`: the resolved config,
+        dotted keys): raise legw_repro.config.validate.ConfigError, before anything is built."""
 
     def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
         self.cfg = cfg
@@ -52,6 +62,10 @@ class Task(ABC):
 
     def check_data(self) -> None:  # noqa: B027 - optional hook
         """Fail fast (DataError) if the data is missing or corrupt, before anything is built."""
+
+    def check_limits(self) -> None:  # noqa: B027 - optional hook
+        """Limits of the config that need the loaded data (ConfigError), checked after
+        `check_data` and `steps_per_epoch`, before the model is built."""
 
     @property
     @abstractmethod

@@ -1,0 +1,201 @@
+"""The run record: the files every run leaves behind (see docs/run-record.md, contract v2).
+
+Only rank 0 writes. Every file that is replaced (summary.json, checkpoints) is written to a
+temporary file and renamed, so a crash never leaves a half-written one; metrics.jsonl is
+append-only and, on resume, cut back to the checkpoint's step so no row is duplicated.
+The same rows go to Weights & Biases when it is enabled; nothing here needs a network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from legw_repro.config.validate import ConfigError
+
+#: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
+#: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
+RECORD_VERSION = 2
+
+
+class RecordError(ConfigError):
+    """A run directory that cannot be used as asked (another configuration, a finished result,
+    a lost metrics file). One line that names the ways forward."""
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    p = Path(run_dir) / "summary.json"
+    if not p.is_file():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except json.JSONDecodeError:
+        return None
+
+
+def resolve_wandb_mode(mode: str) -> str:
+    """auto: WANDB_MODE if set, else disabled. W&B runs only when asked for (wandb.mode=online
+    or offline, or WANDB_MODE): unasked, it printed dozens of `wandb:` lines a run and wrote an
+    offline copy of every run, even for a user without an account (an API key in the
+    environment may be another project's, so it does not count as asking)."""
+    if mode != "auto":
+        return mode
+    return os.environ.get("WANDB_MODE") or "disabled"
+
+
+class RunRecord:
+    def __init__(self, run_dir: Path, cfg: DictConfig, *, enabled: bool = True) -> None:
+        self.run_dir = Path(run_dir)
+        self.cfg = cfg
+        self.enabled = enabled
+        self._metrics = None
+        self._wandb = None
+        if enabled:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.run_dir / "checkpoints" / "last.pt"
+
+    # -- files ------------------------------------------------------------------------------
+    def write_config(self) -> None:
+        if self.enabled:
+            atomic_write_text(
+                self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True)
+            )
+
+    def check_metrics(self, step: int) -> None:
+        """Before resuming at `step`: metrics.jsonl must hold a training row for every step up to
+        it. A deleted or cut file is refused (RecordError) rather than continued: the record
+        would silently lack those rows, and no rebuilt row could say what the loss was."""
+        path = self.run_dir / "metrics.jsonl"
+        if not self.enabled or step < 1:
+            return
+        fix = "restore the file from a backup, or start over with overwrite=true"
+        if not path.is_file():
+            raise RecordError(f"{path} is missing, but the checkpoint is at step {step}; {fix}")
+        seen = set()
+        for line in path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and row.get("kind") == "train":
+                seen.add(row.get("step"))
+        missing = [s for s in range(1, step + 1) if s not in seen]
+        if missing:
+            raise RecordError(
+                f"{path} lacks the training rows of {len(missing)} of the {step} steps before the "
+                f"checkpoint (first: step {missing[0]}); {fix}"
+            )
+
+    def open_metrics(self, truncate_after_step: int | None = None) -> None:
+        """Open metrics.jsonl for appending; on resume drop rows past the checkpoint's step
+        (and a half-written last line from a kill)."""
+        if not self.enabled:
+            return
+        path = self.run_dir / "metrics.jsonl"
+        if truncate_after_step is None:
+            path.unlink(missing_ok=True)
+        elif path.exists():
+            kept = []
+            for line in path.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if row.get("step", 0) <= truncate_after_step:
+                    kept.append(line)
+            atomic_write_text(path, "".join(k + "\n" for k in kept))
+        self._metrics = path.open("a", buffering=1 << 16)
+
+    def log(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self._metrics.write(json.dumps(row) + "\n")
+        if self._wandb is not None:
+            prefix = "train" if row.get("kind") == "train" else row.get("split", "eval")
+            self._wandb.log(
+                {f"{prefix}/{k}": v for k, v in row.items() if k not in ("kind", "split", "step")},
+                step=row["step"],
+            )
+
+    def flush(self) -> None:
+        if self._metrics is not None:
+            self._metrics.flush()
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        self.flush()
+        atomic_write_text(
+            self.run_dir / "summary.json",
+            json.dumps({"record_version": RECORD_VERSION, **summary}, indent=2) + "\n",
+        )
+        if self._wandb is not None and summary.get("status") != "running":
+            self._wandb.summary.update(
+                {k: v for k, v in summary.items() if not isinstance(v, dict)}
+                | {f"final/{k}": v for k, v in (summary.get("final") or {}).items()}
+            )
+
+    # -- Weights & Biases -------------------------------------------------------------------
+    def start_wandb(self, tags: dict[str, Any]) -> None:
+        """Mirror this run to W&B: grouped by sweep, tagged with task/policy/batch/k/seed."""
+        if not self.enabled:
+            return
+        wcfg = self.cfg.wandb
+        mode = resolve_wandb_mode(str(wcfg.mode))
+        if mode == "disabled":
+            return
+        import wandb  # imported lazily: it is slow to import and optional at run time
+
+        self._wandb = wandb.init(
+            project=wcfg.project,
+            entity=wcfg.entity,
+            group=wcfg.group or f"{tags['task']}-{tags['scale']}",
+            name=f"{tags['task']}-{tags['policy']}-b{tags['batch_size']}-s{tags['seed']}",
+            tags=[f"{k}={v}" for k, v in tags.items()] + list(wcfg.tags or []),
+            config=OmegaConf.to_container(self.cfg, resolve=True),
+            dir=str(self.run_dir),
+            mode=mode,
+            # a stable id per run directory, so a resumed run continues the same W&B run
+            id=str(
+                wcfg.get("run_id")
+                or hashlib.sha1(str(self.run_dir.resolve()).encode()).hexdigest()[:16]
+            ),
+            resume="allow",
+            reinit="finish_previous",
+        )
+
+    def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.close()
+            self._metrics = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None

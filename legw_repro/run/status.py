@@ -1,0 +1,16 @@
+"""A run's status values and the exit statuses a launcher acts on: the one copy of each.
+
+Standard library only, so that the Hydra sweeper plugin (scanned by every Hydra program) and the
+scripts can import it without torch.
+"""
+
+from __future__ import annotations
+
+#: summary.json statuses of a run that is over: a sweep does not launch it again, resume skips it
+FINISHED: tuple[str, ...] = ("completed", "diverged")
+
+#: the run was preempted and wrote its checkpoint: requeue it with resume=true (EX_TEMPFAIL)
+EXIT_PREEMPTED = 75
+
+#: another live process holds the run directory's lock (EX_CANTCREAT)
+EXIT_LOCKED = 73

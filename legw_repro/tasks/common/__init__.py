@@ -1,0 +1,2 @@
+"""Data helpers shared by the tasks: checked downloads (download.py) and sequence batching
+(seq_batches.py)."""
