@@ -24,6 +24,7 @@ help:
 	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
+	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist-noise)"
 	@echo "make lint / format   ruff"
 
 venv: $(STAMP)
@@ -61,6 +62,12 @@ plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only
+
+# the gradient noise scale B_simple at every epoch of the task's base run (replayed with a
+# checkpoint per epoch in runs/noise/), into results/<task>-noise/; MNIST: ~6 min on one core
+.PHONY: noise-ptb noise-mnist noise-gnmt
+noise-ptb noise-mnist noise-gnmt: noise-%: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m legw_repro.noise_cli --task $* $(ARGS)
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
