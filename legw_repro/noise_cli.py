@@ -77,8 +77,25 @@ def draw_config(cfg: DictConfig, b_small: int, b_big: int) -> DictConfig:
 
 
 # -- stage 1: the trajectory -------------------------------------------------------------------
-def epoch_path(ckpt_dir: Path, epoch: int) -> Path:
-    return ckpt_dir / f"epoch-{epoch:03d}.pt"
+def epoch_path(ckpt_dir: Path, epoch: float) -> Path:
+    """epoch-003.pt at an epoch end, epoch-000.125.pt at a fraction of one (early points)."""
+    whole = float(epoch).is_integer()
+    return ckpt_dir / (f"epoch-{int(epoch):03d}.pt" if whole else f"epoch-{epoch:07.3f}.pt")
+
+
+def epoch_of(path: Path) -> float:
+    return float(path.stem.split("-", 1)[1])
+
+
+def epoch_key(epoch: float | str) -> float:
+    """An epoch as a checkpoint's name gives it (3 decimals): a row's exact step / spe matches
+    its file's name by this key."""
+    return round(float(epoch), 3)
+
+
+def early_fractions(n: int) -> list[float]:
+    """n points in the first epoch, 1/2^n ... 1/2 of it: B_noise climbs fastest there."""
+    return [2.0**-k for k in range(n, 0, -1)]
 
 
 def recorded_metric(run_dir: Path, metric: str) -> dict[int, float]:
@@ -154,7 +171,7 @@ def replay(cfg: DictConfig, run_dir: Path, ckpt_dir: Path, out: Path) -> list[di
             trainer.state.step += 1
         seconds = time.monotonic() - t0
         _save_state(trainer, epoch_path(ckpt_dir, epoch + 1), epoch + 1)
-        rows = [r for r in rows if int(r["epoch"]) <= epoch]
+        rows = [r for r in rows if float(r["epoch"]) <= epoch]
         rows.append(_trajectory_row(trainer, epoch + 1, recorded, seconds))
         _write_csv(out / "trajectory.csv", rows)
         print(f"trajectory: epoch {epoch + 1}/{epochs} in {seconds:.0f} s", flush=True)
@@ -176,6 +193,35 @@ def _trajectory_row(
     }
 
 
+def replay_early(cfg: DictConfig, ckpt_dir: Path, fractions: Sequence[float]) -> None:
+    """The states at these fractions of the first epoch (rounded to whole steps, at least one),
+    replayed from epoch-000.pt (the initialisation) when any is missing: the replay's own
+    steps, stopped early."""
+    if not fractions:
+        return
+    trainer = _trainer(cfg, ckpt_dir)
+    spe = trainer.spe
+    at = {s: s / spe for s in (round(f * spe) for f in fractions) if 1 <= s < spe}
+    if all(epoch_path(ckpt_dir, e).is_file() for e in at.values()):
+        return
+    state = torch.load(epoch_path(ckpt_dir, 0), map_location="cpu", weights_only=False)
+    trainer.model.load_state_dict(state["model"])
+    trainer.optimizer.load_state_dict(state["optimizer"])
+    trainer.scheduler.load_state_dict(state["scheduler"])
+    trainer.model.train()
+    trainer.carry = trainer.task.init_carry(trainer.model)
+    for micro in trainer.task.train_batches(0):
+        trainer.train_step(micro)
+        trainer.state.step += 1
+        if trainer.state.step in at:
+            _save_state(
+                trainer, epoch_path(ckpt_dir, at[trainer.state.step]), at[trainer.state.step]
+            )
+        if trainer.state.step >= max(at):
+            break
+    print(f"trajectory: {len(at)} early points in epoch 0 kept", flush=True)
+
+
 # -- stage 2: the measurement ------------------------------------------------------------------
 def measure_epoch(task: Any, path: Path, draws: int, seed: int) -> dict[str, Any]:
     """B_simple at one epoch checkpoint's weights, with its cost."""
@@ -187,7 +233,7 @@ def measure_epoch(task: Any, path: Path, draws: int, seed: int) -> dict[str, Any
     t0 = time.monotonic()
     small, big = noise.measure_task(task, model, draws, first_epoch=1_000_000 + seed)
     est = noise.estimate(small, big, b_small, b_big, seed=seed)
-    row = {"epoch": int(state["epoch"]), "step": int(state["step"]), **est.to_dict()}
+    row = {"epoch": state["epoch"], "step": int(state["step"]), **est.to_dict()}
     row["seconds"] = round(time.monotonic() - t0, 1)
     return row
 
@@ -196,7 +242,7 @@ def measure_all(
     cfg: DictConfig, ckpt_dir: Path, out: Path, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
     """One row per epoch checkpoint; rows already in noise.csv with these settings are kept."""
-    paths = sorted(ckpt_dir.glob("epoch-*.pt"))
+    paths = sorted(ckpt_dir.glob("epoch-*.pt"), key=epoch_of)
     if not paths:
         raise NoiseError(f"no epoch-NNN.pt in {ckpt_dir}; run the trajectory stage first")
     task = build_task(draw_config(cfg, args.b_small, args.b_big))
@@ -206,13 +252,13 @@ def measure_all(
         for r in _read_csv(out / "noise.csv")
         if (int(r["b_small"]), int(r["b_big"]), int(r["n_draws"])) == setting
     ]
-    done = {int(r["epoch"]) for r in rows}
+    done = {epoch_key(r["epoch"]) for r in rows}
     for path in paths:
-        epoch = int(path.stem.split("-")[1])
-        if epoch in done:
+        epoch = epoch_of(path)
+        if epoch_key(epoch) in done:
             continue
         r = measure_epoch(task, path, args.draws, args.seed)
-        rows = sorted([*rows, r], key=lambda x: int(x["epoch"]))
+        rows = sorted([*rows, r], key=lambda x: float(x["epoch"]))
         _write_csv(out / "noise.csv", rows, NOISE_FIELDS)
         print(
             f"noise: epoch {epoch} B_simple {float(r['b_simple']):.0f} "
@@ -248,23 +294,23 @@ def _fmt(x: Any, digits: int = 0) -> str:
 
 def render_table(noise_rows: list[dict[str, Any]], traj_rows: list[dict[str, Any]]) -> str:
     """The markdown table of B_simple by epoch, with the validation metric beside it."""
-    metric = {int(r["epoch"]): r for r in traj_rows}
+    metric = {float(r["epoch"]): r for r in traj_rows}
     key = next((k for k in (traj_rows[0] if traj_rows else {}) if k.startswith("valid_")), None)
     head = "| epoch | step | " + (f"{key} (replay / record) | " if key else "")
     lines = [
         head
-        + "B_simple | 90% CI (bootstrap) | delta-method s.e. | G2 = \\|G\\|^2 | tr(Sigma) | draws | "
+        + "B_simple | 90% CI (bootstrap) | delta-method s.e. | \\|G\\|^2 | tr(Sigma) | draws | "
         "seconds |",
         "| ---: " * (head.count("|") - 1 + 7) + "|",
     ]
     for r in noise_rows:
-        e = int(r["epoch"])
-        cells = [str(e), str(r["step"])]
+        e = float(r["epoch"])
+        cells = [f"{e:.3g}", str(r["step"])]
         if key:
             t = metric.get(e, {})
             rec = t.get(f"recorded_{key}", "")
             rec_s = _fmt(rec, 4) if rec not in ("", None) else "-"
-            cells.append(f"{_fmt(t.get(key, 'nan'), 4)} / {rec_s}")
+            cells.append(f"{_fmt(t[key], 4)} / {rec_s}" if t else "-")
         cells += [
             _fmt(r["b_simple"]),
             f"[{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]",
@@ -300,6 +346,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--draws", type=int, default=100, help="draws per epoch")
     p.add_argument("--seed", type=int, default=0, help="which draws (and bootstrap)")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--early",
+        type=int,
+        default=4,
+        help="also measure at 1/2^N ... 1/2 of the first epoch (0: off)",
+    )
     p.add_argument("--epochs", type=float, default=None, help="replay only this many epochs")
     args = p.parse_args(argv)  # fmt: skip
     if args.task is not None:
@@ -334,6 +386,7 @@ def run(args: argparse.Namespace) -> str:
     ckpt = args.checkpoints or Path("runs/noise") / str(cfg.task.name) / args.run.name
     if args.stage in ("trajectory", "all"):
         replay(cfg, args.run, ckpt, args.out)
+        replay_early(cfg, ckpt, early_fractions(args.early))
     if args.stage in ("measure", "all"):
         measure_all(cfg, ckpt, args.out, args)
     table = render_table(_read_csv(args.out / "noise.csv"), _read_csv(args.out / "trajectory.csv"))

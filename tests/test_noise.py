@@ -112,12 +112,14 @@ def test_cli_measures_every_epoch_and_resumes(tmp_path, shared_data_dir, monkeyp
     monkeypatch.setenv("LEGW_DATA_DIR", str(shared_data_dir))
     run, out, ckpt = _run_dir(tmp_path, shared_data_dir), tmp_path / "out", tmp_path / "ckpt"
     args = ["--run", str(run), "--out", str(out), "--checkpoints", str(ckpt)]
-    args += ["--b-small", "16", "--b-big", "64", "--draws", "3"]
+    args += ["--b-small", "16", "--b-big", "64", "--draws", "3", "--early", "2"]
     assert noise_cli.main(args) == 0
-    assert sorted(p.name for p in ckpt.iterdir()) == [f"epoch-00{e}.pt" for e in range(3)]
+    # 256 // 64 = 4 steps an epoch; early points at 1/4 and 1/2 of the first: steps 1 and 2
+    names = ["epoch-000.pt", "epoch-000.250.pt", "epoch-000.500.pt", "epoch-001.pt"]
+    assert sorted(p.name for p in ckpt.iterdir()) == sorted([*names, "epoch-002.pt"])
     rows = list(csv.DictReader((out / "noise.csv").open()))
-    assert [int(r["epoch"]) for r in rows] == [0, 1, 2]
-    assert [int(r["step"]) for r in rows] == [0, 4, 8]  # 256 // 64 steps an epoch
+    assert [float(r["epoch"]) for r in rows] == [0, 0.25, 0.5, 1, 2]
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 4, 8]
     assert all(int(r["n_draws"]) == 3 and float(r["trace_sigma"]) > 0 for r in rows)
     assert "| 2 | 8 |" in (out / "table.md").read_text()
     # a second call keeps what is there: nothing re-trained, nothing re-measured
@@ -147,6 +149,10 @@ def test_epochs_needed_by_hand():
     assert epochs_needed(384, 128, [128.0, 128.0, 128.0, 128.0]) == pytest.approx(6.0)
     # one epoch, B_noise 100 then 300: (1+2)/(1+1) = 1.5 and (1+2/3)/(1+1/3) = 1.25 -> 1.375
     assert epochs_needed(200, 100, [100.0, 300.0]) == pytest.approx(1.375)
+    # points inside an epoch weigh by their spacing: half an epoch at each end's ratio
+    assert epochs_needed(200, 100, [100.0, 100.0, 300.0], at=[0, 0.5, 1]) == pytest.approx(
+        0.5 * 1.5 + 0.5 * 1.375
+    )
     assert reading(True, -1.0, 0.2) == "starved" and reading(False, -1.0, 0.2) == "rule-limited"
     assert reading(False, -0.1, 0.2) == "holds" and reading(True, 0.0, 0.2) == "model pessimistic"
 
@@ -159,3 +165,25 @@ def test_cli_task_defaults():
     assert noise_cli.task_defaults("ptb")[0].name == "b20-s0"
     with pytest.raises(noise_cli.NoiseError, match="--task 'mnsit' is unknown"):
         noise_cli.task_defaults("mnsit")
+
+
+@pytest.mark.parametrize(("task_name", "b_small", "b_big"), [("ptb", 5, 20), ("gnmt", 16, 64)])
+def test_every_task_goes_through_the_task_interface(task_name, b_small, b_big, shared_data_dir):
+    # the smoke-scale models at initialisation: a finite, positive noise scale from 3 draws
+    cfg = make_cfg(f"task={task_name}", "scale=smoke", f"data_dir={shared_data_dir}", "device=cpu")
+    task = noise_cli.build_task(noise_cli.draw_config(cfg, b_small, b_big))
+    assert (task.batch_size, task.accum_steps) == (b_big, b_big // b_small)
+    torch.manual_seed(0)
+    small, big = noise.measure_task(task, task.build_model(), 3)
+    est = noise.estimate(small, big, b_small, b_big, n_boot=100)
+    assert 0 < est.b_simple < float("inf") and est.trace_sigma > 0
+
+
+def test_a_measured_fraction_of_an_epoch_matches_its_checkpoint(tmp_path):
+    # the row holds the exact 27 / 429; the file name 0.063: both must name the same point
+    exact = 27 / 429
+    path = noise_cli.epoch_path(tmp_path, exact)
+    assert (
+        path.name == "epoch-000.063.pt" and noise_cli.epoch_path(tmp_path, 3).name == "epoch-003.pt"
+    )
+    assert noise_cli.epoch_key(str(exact)) == noise_cli.epoch_key(noise_cli.epoch_of(path))
