@@ -152,22 +152,31 @@ def draw_norms(
     `loss_fn(batch, carry)` is the micro-batch's mean loss; `reduce` sums over DDP ranks."""
     params = [p for p in model.parameters() if p.requires_grad]
     total: Tensor | None = None
-    small = torch.zeros((), dtype=torch.float64)
+    small: Tensor | None = None  # on the gradients' device: NCCL reduces nothing on the CPU
     for i, mb in enumerate(micro_batches):
         model.zero_grad(set_to_none=True)
         carry = carries[i] if carries is not None and i < len(carries) else None
         loss_fn(mb, carry).backward()
         g = flat_grad(params)
-        small = small + g.dot(g).cpu()
+        small = g.dot(g) if small is None else small + g.dot(g)
         total = g if total is None else total + g
     model.zero_grad(set_to_none=True)
-    if total is None:
+    if total is None or small is None:
         raise ValueError("a draw needs at least one micro-batch")
-    count = torch.tensor(float(len(micro_batches)), dtype=torch.float64)
+    count = torch.tensor(float(len(micro_batches)), dtype=torch.float64, device=total.device)
     if reduce is not None:
         total, small, count = reduce(total), reduce(small), reduce(count)
     big = total / count
     return float(small / count), float(big.dot(big))
+
+
+def all_reduce_sum(t: Tensor) -> Tensor:
+    """The `reduce` of a DDP run: the sum over ranks of a copy of `t`."""
+    import torch.distributed as dist
+
+    out = t.clone()
+    dist.all_reduce(out)
+    return out
 
 
 def task_draws(task: Any, first_epoch: int) -> Iterator[list[Any]]:

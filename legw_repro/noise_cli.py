@@ -4,8 +4,10 @@
 Why a replay: the trainer keeps only last.pt and prev.pt, so a finished run has no per-epoch
 weights. Stage `trajectory` re-trains the recorded run from its own config.yaml with the
 trainer's own step (same seed, same data order, same schedule; no record written) and keeps the
-full state at every epoch end (epoch 0 = initialisation) as CKPT/epoch-NNN.pt; the validation
-metric of each epoch is set beside the recorded one, so a replay that left the run shows. Stage
+full state at every epoch end (epoch 0 = initialisation) as CKPT/epoch-NNN.pt, and at
+`--early` fractions of the first epoch (CKPT/epoch-000.FFF.pt, where B_noise climbs); the
+validation metric of each epoch is set beside the recorded one, so a replay that left the run
+shows. Stage
 `measure` loads each epoch's weights and measures B_simple at them from `--draws` draws of
 `--b-big` training items cut into micro-batches of `--b-small` (the task built with
 batch_size=b_big, accum_steps=b_big/b_small). Both stages resume: an epoch checkpoint or

@@ -187,3 +187,36 @@ def test_a_measured_fraction_of_an_epoch_matches_its_checkpoint(tmp_path):
         path.name == "epoch-000.063.pt" and noise_cli.epoch_path(tmp_path, 3).name == "epoch-003.pt"
     )
     assert noise_cli.epoch_key(str(exact)) == noise_cli.epoch_key(noise_cli.epoch_of(path))
+
+
+def _rank(rank: int, world: int, init: str, out: str) -> None:
+    """One DDP rank: its half of the micro-batches, the draw's norms summed over ranks."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    data = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    mine = [data[i : i + 2] for i in range(0, 8, 2)][rank * 2 : rank * 2 + 2]
+    norms = noise.draw_norms(
+        model, lambda x, c: model(x).square().mean(), mine, reduce=noise.all_reduce_sum
+    )
+    if rank == 0:
+        torch.save(norms, out)
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_all_reduce_gives_the_one_process_draw(tmp_path):
+    # two gloo ranks of 2 micro-batches each = one process holding all 4
+    import torch.multiprocessing as mp
+
+    out = tmp_path / "norms.pt"
+    mp.spawn(_rank, args=(2, f"file://{tmp_path / 'init'}", str(out)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    model = nn.Linear(3, 2)
+    data = torch.randn(8, 3, generator=torch.Generator().manual_seed(1))
+    alone = noise.draw_norms(
+        model, lambda x, c: model(x).square().mean(), [data[i : i + 2] for i in range(0, 8, 2)]
+    )
+    assert torch.load(out) == pytest.approx(alone)
