@@ -48,7 +48,8 @@ help:
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
 	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist-noise)"
-	@echo "make noise-ptb       the same for PTB, make noise-gnmt for GNMT-lite (hours on a CPU: not committed)"
+	@echo "make noise-ptb       the same for PTB (hours on a CPU: not committed)"
+	@echo "make noise-gnmt      the same for GNMT-lite (hours on a CPU: not committed)"
 	@echo "make clean-runs      delete the run directories outputs/, multirun/ and runs/ (not \$$LEGW_RUNS_DIR)"
 
 venv: $(STAMP)
