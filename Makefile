@@ -138,7 +138,7 @@ findings: $(STAMP)
 # checkpoint per epoch in runs/noise/), into results/<task>-noise/; MNIST: ~6 min on one core
 .PHONY: noise-ptb noise-mnist noise-gnmt
 noise-ptb noise-mnist noise-gnmt: noise-%: $(STAMP)
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m legw_repro.noise_cli --task $* $(ARGS)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m legw_repro.noise.cli --task $* $(ARGS)
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)

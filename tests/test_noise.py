@@ -1,4 +1,4 @@
-"""The gradient noise scale (legw_repro/noise.py): the unbiased two-batch algebra on a case
+"""The gradient noise scale (legw_repro/noise/estimator.py): the unbiased two-batch algebra on a case
 worked by hand, recovery of a known B_simple on a synthetic problem, the interval, the DDP
 reduce hook, and the CLI end to end on a tiny MNIST run."""
 
@@ -12,8 +12,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from legw_repro import noise, noise_cli
-from legw_repro.noise_synthetic import LinearRegressionTask, true_b_simple
+from legw_repro.noise import cli as noise_cli
+from legw_repro.noise import estimator as noise
+from legw_repro.noise.synthetic import LinearRegressionTask, true_b_simple
 from tests.helpers import make_cfg
 
 
@@ -141,7 +142,7 @@ def test_cli_refuses_a_folder_without_config(tmp_path, capsys):
 
 
 def test_epochs_needed_by_hand():
-    from legw_repro.noise_predict import epochs_needed, reading
+    from legw_repro.noise.predict import epochs_needed, reading
 
     # the base batch itself needs exactly the base run's epochs, whatever B_noise is
     assert epochs_needed(128, 128, [100.0, 1000.0, 2000.0]) == pytest.approx(2.0)

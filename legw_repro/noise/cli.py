@@ -1,5 +1,5 @@
-"""`python -m legw_repro.noise_cli --run RUN_DIR --out DIR`: the gradient noise scale B_simple
-(legw_repro/noise.py) along a recorded run's trajectory, one value per epoch.
+"""`python -m legw_repro.noise.cli --run RUN_DIR --out DIR`: the gradient noise scale B_simple
+(legw_repro/noise/estimator.py) along a recorded run's trajectory, one value per epoch.
 
 Why a replay: the trainer keeps only last.pt and prev.pt, so a finished run has no per-epoch
 weights. Stage `trajectory` re-trains the recorded run from its own config.yaml with the
@@ -30,8 +30,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from legw_repro import noise
 from legw_repro.distributed import DistInfo
+from legw_repro.noise import estimator as noise
 
 NOISE_FIELDS = (
     "epoch", "step", "b_simple", "ci_low", "ci_high", "se", "g2", "trace_sigma",
@@ -328,7 +328,7 @@ def render_table(noise_rows: list[dict[str, Any]], traj_rows: list[dict[str, Any
 
 # -- the command -------------------------------------------------------------------------------
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m legw_repro.noise_cli", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m legw_repro.noise.cli", description=__doc__)
     p.add_argument(
         "--task",
         default=None,

@@ -14,7 +14,7 @@ mean at the base budget): enough epochs and a gap -> *rule-limited*; enough and 
 *holds*; starved and a gap -> *starved* (the shortfall is the steps'); starved and no gap ->
 *model pessimistic* (B_simple, a proxy for the critical batch, overstates the cost there).
 
-`python -m legw_repro.noise_predict --noise results/mnist-noise/noise.csv --budget
+`python -m legw_repro.noise.predict --noise results/mnist-noise/noise.csv --budget
 10=results/mnist/summary.csv --budget 40=results/mnist-budget40/summary.csv` prints the table.
 """
 
@@ -139,7 +139,7 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m legw_repro.noise_predict", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m legw_repro.noise.predict", description=__doc__)
     p.add_argument("--noise", type=Path, required=True, help="noise.csv (B_simple by epoch)")
     p.add_argument(
         "--budget",

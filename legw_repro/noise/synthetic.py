@@ -1,5 +1,5 @@
 """A problem whose gradient noise scale is known in closed form: the check the estimator in
-legw_repro/noise.py must pass before its numbers on a real task mean anything.
+legw_repro/noise/estimator.py must pass before its numbers on a real task mean anything.
 
 Linear regression y = x . w* + eps, x ~ N(0, I_d), eps ~ N(0, sigma^2), per-item loss
 (x . w - y)^2 / 2. At weights w, with D = w - w*, the per-item gradient is x (x . D - eps), so
@@ -7,7 +7,7 @@ G = D and (Gaussian fourth moments) Sigma = (|D|^2 + sigma^2) I + D D^T: hence
 tr(Sigma) = d (|D|^2 + sigma^2) + |D|^2 and B_simple = tr(Sigma) / |D|^2. Every draw is a fresh
 sample (an infinite population), so the two-batch estimators are exactly unbiased here.
 
-It offers the part of the Task interface that legw_repro.noise.measure_task uses
+It offers the part of the Task interface that legw_repro.noise.estimator.measure_task uses
 (train_batches, init_carry, loss), so the test goes through the same code as a real task.
 """
 
