@@ -47,6 +47,9 @@ help:
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
+	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist-noise)"
+	@echo "make noise-ptb       the same for PTB (hours on a CPU: not committed)"
+	@echo "make noise-gnmt      the same for GNMT-lite (hours on a CPU: not committed)"
 	@echo "make clean-runs      delete the run directories outputs/, multirun/ and runs/ (not \$$LEGW_RUNS_DIR)"
 
 venv: $(STAMP)
@@ -130,6 +133,12 @@ analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 # results/FINDINGS.md and the README's summary: each claim decided per grid (docs/verdicts.md)
 findings: $(STAMP)
 	$(BIN)/python -m legw_repro.analysis.findings
+
+# the gradient noise scale B_simple at every epoch of the task's base run (replayed with a
+# checkpoint per epoch in runs/noise/), into results/<task>-noise/; MNIST: ~6 min on one core
+.PHONY: noise-ptb noise-mnist noise-gnmt
+noise-ptb noise-mnist noise-gnmt: noise-%: $(STAMP)
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} $(BIN)/python -m legw_repro.noise.cli --task $* $(ARGS)
 
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)

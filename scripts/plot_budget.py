@@ -2,7 +2,7 @@
 """Is it the batch or the steps? The headline metric of the same policies at two epoch budgets,
 drawn against the batch size and against the optimizer steps each run takes.
 
-The figure of the README's "When does LEGW hold?": MNIST under the `shifted` hand-over at the
+The figure of results/mnist-budget40/README.md ("When does LEGW hold?"): MNIST under the `shifted` hand-over at the
 10-epoch budget (results/mnist-shifted) and at an equal 40 epochs for every batch size
 (results/mnist-budget40). If a policy's loss at a large batch is a matter of too few steps, its
 points at the two budgets fall on one curve in the right panel (same steps, same accuracy,

@@ -1,6 +1,6 @@
 """Draw the three warmup-to-decay hand-overs of legw_repro.schedule at k = 1 and k = 64.
 
-The figure the README's "hand-over" section shows: MNIST's recipe (base LR 0.1 at batch 128,
+The figure of results/schedules/README.md (the hand-over forms): MNIST's recipe (base LR 0.1 at batch 128,
 warmup 5/64 epoch, linear decay to 0 over a 10-epoch budget) under sqrt-LEGW. At k = 1 the
 warmup is a sliver and the three forms coincide; at k = 64 the warmup is half the budget and
 they differ: ``product`` tops out at half its peak, ``absolute`` drops at the warmup's end,

@@ -78,7 +78,7 @@ def test_the_mnist_experiment_trains_96_runs_and_its_variants_their_own_grids():
         "shifted": "mnist_cpu/shifted",
     }
     main = plan(expand("mnist_cpu"), {})
-    assert len(main.train) == 96  # as docs/mnist-tuning.md says: 105 points, 9 shared at k=1
+    assert len(main.train) == 96  # as results/mnist/tuning.md says: 105 points, 9 shared at k=1
     assert all(a.batch == 128 and src.policy == "sqrt_legw" for a, src in main.aliases)
     absolute = expand("mnist_cpu/absolute", ["seed=0"])
     assert {p.policy for p in absolute} == {"sqrt_legw"} and len(absolute) == 7

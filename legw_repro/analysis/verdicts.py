@@ -171,6 +171,22 @@ def _divergence_split(a: Point, b: Point) -> tuple[int, int]:
     return max(a.n_diverged - b.n_diverged, 0), max(b.n_diverged - a.n_diverged, 0)
 
 
+def _paired_start(
+    a: Point, b: Point, level: float
+) -> tuple[Verdict | None, int, int, Estimate | None]:
+    """What 'beats' and 'matches' share: no data or both diverged decide at once; else the
+    divergences one side has alone and the paired estimate of a - b (None if either side has
+    a non-finite seed)."""
+    if a.n == 0 or b.n == 0:
+        return Verdict("no data"), 0, 0, None
+    if not a.finite and not b.finite:
+        note = f"{a.n_diverged}/{a.n} and {b.n_diverged}/{b.n}"
+        return Verdict("both diverged", note=note), 0, 0, None
+    only_a, only_b = _divergence_split(a, b)
+    est = compare(a, b, pair=True, level=level) if a.finite and b.finite else None
+    return None, only_a, only_b, est
+
+
 def decide_beats(
     a: Point, b: Point, names: tuple[str, str] = ("a", "b"), level: float = LEVEL
 ) -> Verdict:
@@ -178,12 +194,9 @@ def decide_beats(
     confidence (upper bound of a - b < 0) -> beats; b better (lower bound > 0) -> loses.
     Divergence decides first: b diverged where a did not, and the completed seeds do not
     favour b -> beats (and symmetrically); divergences both ways -> not settled."""
-    if a.n == 0 or b.n == 0:
-        return Verdict("no data")
-    if not a.finite and not b.finite:
-        return Verdict("both diverged", note=f"{a.n_diverged}/{a.n} and {b.n_diverged}/{b.n}")
-    only_a, only_b = _divergence_split(a, b)
-    est = compare(a, b, pair=True, level=level) if a.finite and b.finite else None
+    early, only_a, only_b, est = _paired_start(a, b, level)
+    if early is not None:
+        return early
     if only_a and only_b:
         return Verdict("not settled", est, "each diverged where the other did not")
     if only_b and (est is None or est.effect <= 0):
@@ -205,12 +218,9 @@ def decide_matches(
     """'a matches b at k': equivalence by two one-sided tests at ``level`` -- both bounds of
     a - b (paired by seed) inside (-δ, δ) -> matches; the interval wholly outside ±δ ->
     differs; else not settled. One side diverging where the other completed -> differs."""
-    if a.n == 0 or b.n == 0:
-        return Verdict("no data")
-    if not a.finite and not b.finite:
-        return Verdict("both diverged", note=f"{a.n_diverged}/{a.n} and {b.n_diverged}/{b.n}")
-    only_a, only_b = _divergence_split(a, b)
-    est = compare(a, b, pair=True, level=level) if a.finite and b.finite else None
+    early, only_a, only_b, est = _paired_start(a, b, level)
+    if early is not None:
+        return early
     if only_a or only_b:
         who = [
             f"{x} diverged {p.n_diverged}/{p.n}"
