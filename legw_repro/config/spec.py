@@ -4,7 +4,7 @@ Why a typed value instead of the DictConfig: the optimizer recipe (`task.<optimi
 geometry and the schedule's arguments were looked up wherever they were needed, each lookup a
 chance to read them differently. `build_spec` reads them in one place, checks them there (one
 line naming the key, before anything is built) and returns a frozen `RunSpec` that the trainer,
-the task (`task.spec`) and the schedule (`spec.schedule`) share. `to_dict` is what summary.json
+the run record and the schedule (`spec.schedule`) share. `to_dict` is what summary.json
 stores under "spec", so a record says exactly what ran without re-reading config.yaml.
 
 Task-specific keys (model size, data limits) stay in the config: each task reads its own.

@@ -119,7 +119,6 @@ def _trainer(cfg: DictConfig, out: Path) -> Any:
 
     task = build_task(cfg)
     spec = build_spec(cfg, 1)
-    task.spec = spec
     record = RunRecord(out, cfg, enabled=False)
     return Trainer(spec, task, task.dist, record, progress=False)
 

@@ -101,7 +101,6 @@ def _train(
     record = RunRecord(run_dir, cfg, enabled=dist.is_main)
     with _as_config_errors():
         task = task_class(cfg)(cfg, dist)
-        task.spec = spec
         task.check_data()
         check_task_data(task)
         trainer = Trainer(
