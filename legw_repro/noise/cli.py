@@ -47,11 +47,11 @@ class NoiseError(ValueError):
 def load_run_config(run_dir: Path, device: str) -> DictConfig:
     """The recorded run's config (today's defaults under it), on `device`, reading the data from
     $LEGW_DATA_DIR when set (the recorded data_dir may be another machine's path)."""
-    from legw_repro.analysis.migrate import run_config
+    from legw_repro.run.records import recorded_config
 
     if not (run_dir / "config.yaml").is_file():
         raise NoiseError(f"--run {run_dir} holds no config.yaml; give a run record directory")
-    cfg = run_config(run_dir)
+    cfg = recorded_config(run_dir)
     OmegaConf.set_struct(cfg, False)
     cfg.device = device
     if os.environ.get("LEGW_DATA_DIR"):

@@ -199,3 +199,20 @@ class RunRecord:
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
+
+
+def recorded_config(run_dir: Path) -> DictConfig:
+    """A record's config.yaml on top of today's composed defaults: a key added to configs/ since
+    the run was recorded (a new trainer option) did not exist then, so its default is what the
+    run did; every key the run recorded keeps the run's value."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from legw_repro.config.config_dir import CONFIGS
+
+    old = OmegaConf.load(Path(run_dir) / "config.yaml")
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
+        base = compose("train", overrides=[f"task={old.task.name}"])
+    OmegaConf.set_struct(base, False)
+    return OmegaConf.merge(base, old)  # type: ignore[return-value]
