@@ -37,8 +37,9 @@ sys.path.insert(0, str(REPO))
 from legw_repro.bench import measure as m  # noqa: E402
 from legw_repro.bench.flops import peak_flops  # noqa: E402
 from legw_repro.bench.report import machine, rows_of, table, window_rows, write_csv  # noqa: E402
+from legw_repro.config.config_dir import CONFIGS  # noqa: E402
 from legw_repro.config.spec import resolve_device  # noqa: E402
-from legw_repro.loop.cudagraph import FIXED_SHAPE_TASKS  # noqa: E402
+from legw_repro.config.validate import task_class  # noqa: E402
 from legw_repro.tasks.common.download import resolve_data_dir  # noqa: E402
 
 RESULT = "BENCH-RESULT "
@@ -87,9 +88,17 @@ def settings(args: argparse.Namespace, task: str) -> list[m.Setting]:
         s = m.Setting(task, b, args.device, bench.scale, data_dir, bench.extra, args.precision,
                       tuple(args.overrides))  # fmt: skip
         out.append(s)
-        if b in graphs and task in FIXED_SHAPE_TASKS:
+        if b in graphs and _fixed_shapes(task):
             out.append(replace(s, overrides=(*s.overrides, "cuda_graphs=true")))
     return out
+
+
+def _fixed_shapes(task: str) -> bool:
+    """Whether the task's batches have fixed shapes (`Task.fixed_shapes`): CUDA graphs apply."""
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.load(CONFIGS / "task" / f"{task}.yaml")
+    return bool(task_class(OmegaConf.create({"task": spec})).fixed_shapes)
 
 
 def _child_env(args: argparse.Namespace) -> dict[str, str]:
