@@ -212,7 +212,9 @@ def test_runs_dir_defaults_to_legw_runs_dir(monkeypatch):
 def _analysis_commands(monkeypatch, *argv: str) -> list[list[str]]:
     """The `legw_repro.analyze` commands `reproduce.py --analyze-only` would run (none run)."""
     script, calls = _script(), []
-    monkeypatch.delenv("LEGW_RUNS_DIR", raising=False)  # main() sets it: restored afterwards
+    # main() sets LEGW_RUNS_DIR (absolute) for the sweeps it composes; setenv first, so that
+    # monkeypatch restores the variable afterwards and no later test sees an absolute run dir
+    monkeypatch.setenv("LEGW_RUNS_DIR", "runs")
     monkeypatch.setattr(script.subprocess, "call", lambda cmd, **_: calls.append(cmd) or 0)
     assert script.main(["--analyze-only", *argv]) == 0
     return calls
