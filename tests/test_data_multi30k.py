@@ -179,3 +179,16 @@ def test_make_batch_adds_specials_and_pads():
     assert b.tgt_in.tolist() == [[2, 30, 0], [2, 40, 41]]
     assert b.tgt_out.tolist() == [[30, 3, 0], [40, 41, 3]]
     assert b.norm == 2.5
+
+
+def test_subword_model_cache_gets_the_umask_mode(tmp_path):
+    """The cached subword model was written 0600 (mkstemp's mode), unreadable to others sharing
+    the cache directory."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        m30k._atomic_write_bytes(tmp_path / "sp.model", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "sp.model").stat().st_mode & 0o777 == 0o644

@@ -129,6 +129,19 @@ def test_download_file_url(tmp_path):
     assert sorted(p.name for p in d.iterdir()) == ["f.bin"]  # temp file renamed away
 
 
+def test_download_gets_the_umask_mode(tmp_path):
+    """A downloaded file was left 0600 (mkstemp's mode), unreadable to others sharing the data
+    directory."""
+    old = os.umask(0o022)
+    try:
+        paths = ensure_files(
+            tmp_path / "data", [FileSpec("f.bin", SHA, _source(tmp_path))], dataset="toy"
+        )
+    finally:
+        os.umask(old)
+    assert paths["f.bin"].stat().st_mode & 0o777 == 0o644
+
+
 def test_download_monkeypatched_urlopen(tmp_path, monkeypatch):
     calls = []
 

@@ -138,3 +138,21 @@ def test_overwrite_discards_the_old_record_and_starts_over(finished, shared_data
     assert s["fingerprint"] != old["fingerprint"] and s["started_at"] >= old["started_at"]
     steps = [r["step"] for r in read_rows(finished, "train")]
     assert steps == list(range(1, s["total_steps"] + 1))  # no batch-8 rows left behind
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_atomic_write_gets_the_umask_mode(tmp_path, mask):
+    """summary.json and config.yaml were written 0600 (mkstemp's mode survived the rename) while
+    metrics.jsonl was 0644: others sharing a runs directory could not read the record."""
+    import os
+
+    from legw_repro.run.records import atomic_write_text
+
+    old = os.umask(mask)
+    try:
+        atomic_write_text(tmp_path / "summary.json", "{}")
+        (tmp_path / "metrics.jsonl").write_text("")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~mask
+    assert (tmp_path / "metrics.jsonl").stat().st_mode & 0o777 == 0o666 & ~mask

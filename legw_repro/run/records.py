@@ -19,6 +19,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.config.validate import ConfigError
+from legw_repro.run.filemode import chmod_like_new_file
 
 #: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
 #: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
@@ -38,6 +39,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        chmod_like_new_file(fd)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

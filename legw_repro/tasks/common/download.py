@@ -29,6 +29,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from legw_repro.run.filemode import chmod_like_new_file
+
 __all__ = [
     "DEFAULT_DATA_DIR",
     "DataError",
@@ -163,6 +165,7 @@ def _download(spec: FileSpec, dest: Path) -> None:
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{spec.name}.", suffix=".part")
     tmp = Path(tmp_name)
     try:
+        chmod_like_new_file(fd)
         h = hashlib.sha256()
         with os.fdopen(fd, "wb") as out:
             with urllib.request.urlopen(spec.url, timeout=_DOWNLOAD_TIMEOUT_S) as resp:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from legw_repro.run.filemode import chmod_like_new_file
 from legw_repro.tasks.common.download import DataError, FileSpec, ensure_files, resolve_data_dir
 
 __all__ = [
@@ -270,6 +271,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             "task.subword.cache_dir=... (or LEGW_CACHE_DIR) to a writable directory"
         ) from e
     try:
+        chmod_like_new_file(fd)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
