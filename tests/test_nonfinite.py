@@ -3,6 +3,7 @@ finite loss, and the run ends as "diverged" (a sweep goes on) rather than raisin
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -31,3 +32,42 @@ def test_nan_loss_stops_the_run_at_that_step(tmp_path, shared_data_dir, monkeypa
     assert s["nonfinite_step"] == 7 and s["last_finite_loss"] == rows[5]["loss"]
     assert "loss is nan at step 7" in s["reason"]
     assert summary(tmp_path)["nonfinite_step"] == 7
+    assert rows[6]["loss"] is None  # the nan loss, as null: the file is strict JSON
+    _strict_json_lines(tmp_path / "metrics.jsonl")
+
+
+def _strict_json_lines(path) -> list:
+    """The lines of `path`, parsed refusing bare NaN/Infinity (what jq and strict parsers do)."""
+
+    def refuse(name):
+        raise ValueError(f"{path}: {name} is not JSON")
+
+    return [json.loads(x, parse_constant=refuse) for x in path.read_text().splitlines()]
+
+
+def test_nonfinite_values_are_written_as_null_and_old_records_still_read(tmp_path):
+    """A diverged run's metrics.jsonl held bare Infinity/NaN, which is not JSON (jq read it as
+    1.797e308): the writer writes null; the reader reads both that and an old record."""
+    from legw_repro.analysis.history import load_metrics
+    from legw_repro.run.records import RunRecord
+
+    rec = RunRecord(tmp_path / "new", make_cfg(*SMALL))
+    rec.open_metrics()
+    rec.log({"kind": "train", "step": 1, "loss": 2.5, "lr": 0.1})
+    rec.log({"kind": "train", "step": 2, "loss": math.inf, "lr": 0.1, "x": [math.nan]})
+    rec.log({"kind": "eval", "step": 2, "split": "valid", "ppl": -math.inf, "loss": math.nan})
+    rec.close()
+    rows = _strict_json_lines(tmp_path / "new" / "metrics.jsonl")
+    assert rows[1]["loss"] is None and rows[1]["x"] == [None] and rows[2]["ppl"] is None
+    new = load_metrics(tmp_path / "new")
+    assert new["loss"].iloc[0] == 2.5 and math.isnan(new["loss"].iloc[1])
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "metrics.jsonl").write_text(
+        '{"kind": "train", "step": 1, "loss": 2.5}\n{"kind": "train", "step": 2, "loss": Infinity}\n'
+        '{"kind": "eval", "step": 2, "split": "valid", "ppl": NaN, "loss": NaN}\n'
+    )
+    frame = load_metrics(old)
+    assert (
+        len(frame) == 3 and math.isinf(frame["loss"].iloc[1]) and math.isnan(frame["ppl"].iloc[2])
+    )

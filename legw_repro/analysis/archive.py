@@ -11,12 +11,11 @@ reader rescore a committed result.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 from legw_repro.analysis.history import read_rows
-from legw_repro.run.records import atomic_write_text
+from legw_repro.run.records import atomic_write_text, json_row
 
 #: run-record directories copied whole (docs/run-record.md); checkpoints never are
 KEPT_DIRS = ("translations",)
@@ -50,6 +49,6 @@ def export_records(src_root: Path, dst_root: Path, max_train_rows: int = 600) ->
                 shutil.copytree(run / name, dst / name, dirs_exist_ok=True)
         if (run / "metrics.jsonl").exists():
             kept = thin_rows(read_rows(run / "metrics.jsonl"), max_train_rows)
-            atomic_write_text(dst / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+            atomic_write_text(dst / "metrics.jsonl", "".join(json_row(r) + "\n" for r in kept))
         written.append(dst)
     return written

@@ -108,7 +108,8 @@ def recorded_metric(run_dir: Path, metric: str) -> dict[int, float]:
             row = json.loads(line)
             whole = float(row.get("epoch", 0.5)).is_integer()
             if row.get("kind") == "eval" and row.get("split") == "valid" and whole:
-                out[int(row["epoch"])] = float(row[metric])
+                value = row[metric]  # null: a non-finite value (bare NaN/Infinity in old records)
+                out[int(row["epoch"])] = float("nan") if value is None else float(value)
     return out
 
 

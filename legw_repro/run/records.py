@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from datetime import UTC, datetime
@@ -48,6 +49,25 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def finite_or_null(value: Any) -> Any:
+    """`value` with every non-finite float (inf, -inf, nan) replaced by None, in nested dicts and
+    lists too. json.dumps writes those floats as bare Infinity/NaN, which is not JSON: jq read a
+    diverged run's Infinity as 1.797e308 and strict parsers refuse the line."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(v) for v in value]
+    return value
+
+
+def json_row(row: dict[str, Any]) -> str:
+    """One metrics.jsonl line: strict JSON, a non-finite number written as null
+    (docs/run-record.md)."""
+    return json.dumps(finite_or_null(row), allow_nan=False)
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
@@ -139,7 +159,7 @@ class RunRecord:
     def log(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.write(json_row(row) + "\n")
         if self._wandb is not None:
             prefix = "train" if row.get("kind") == "train" else row.get("split", "eval")
             self._wandb.log(
