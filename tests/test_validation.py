@@ -57,6 +57,9 @@ CASES: list[tuple[str, str]] = [
     ("epochs=nan", "epochs=nan"),
     ("seed=-1", "seed=-1"),
     ("seed=1.5", "seed=1.5"),
+    # seed=2**40 trained bit-identically to seed=0 (torch and numpy keep 32 bits)
+    ("seed=1099511627776", "seed=1099511627776 must be an integer in [0, 4294967295]"),
+    ("seed=4294967296", "seed=4294967296 must be an integer in [0, 4294967295]"),
     ("device=tpu", "device='tpu' is not allowed"),
     ("precision=fp16", "precision='fp16' is not allowed"),
     ("resume=maybe", "resume='maybe' must be true or false"),
@@ -287,6 +290,7 @@ def test_any_override_is_valid_or_refused_in_one_line(case):
         (["policy=sqrt-legw"], "error: policy=sqrt-legw is not an option of policy; did you mean"),
         (["-m", "policy=sqrt-legw,linear"], "did you mean sqrt_legw?"),
         (["+experiment=ptb_smok"], "did you mean ptb_smoke?"),
+        (["seed=1099511627776"], "error: seed=1099511627776 must be an integer in [0, 4294967295]"),
     ],
 )
 def test_cli_refuses_with_exit_2_and_no_traceback(tmp_path, args, needle):

@@ -39,6 +39,13 @@ def _is_num(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool)
 
 
+def _bound(x: float | None) -> str:
+    """A range end as typed: an integer in full (a seed's 4294967295, not 4.29497e+09)."""
+    if x is None:
+        return ""
+    return str(x) if _is_int(x) else f"{x:g}"
+
+
 @dataclass(frozen=True)
 class Rule:
     kind: str  # int | number | bool | choice | text | numbers | texts
@@ -71,13 +78,13 @@ class Rule:
         return what + (f" or null ({self.null})" if self.null else "")
 
     def _range(self) -> str:
-        lo, hi = self.lo, self.hi
-        if lo is not None and hi is not None:
-            return f"in {'(' if self.lo_open else '['}{lo:g}, {hi:g}{')' if self.hi_open else ']'}"
-        if lo is not None:
-            return f"{'>' if self.lo_open else '>='} {lo:g}"
-        if hi is not None:
-            return f"{'<' if self.hi_open else '<='} {hi:g}"
+        lo, hi = _bound(self.lo), _bound(self.hi)
+        if lo and hi:
+            return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
+        if lo:
+            return f"{'>' if self.lo_open else '>='} {lo}"
+        if hi:
+            return f"{'<' if self.hi_open else '<='} {hi}"
         return ""
 
     def _in_range(self, v: float) -> bool:
@@ -160,7 +167,12 @@ def text(null: str) -> Rule:
 COMMON: dict[str, Rule] = {
     "batch_size": integer(hint="the global batch of one optimizer step"),
     "epochs": positive(),
-    "seed": integer(0, 2**63 - 1),
+    "seed": integer(
+        0,
+        2**32 - 1,
+        hint="torch and numpy keep only 32 bits of a seed, so a larger one would train "
+        "exactly as a smaller one while the record names another",
+    ),  # fmt: skip
     "data_dir": TEXT,
     "device": choice("auto", "cpu", "cuda"),
     "precision": choice("fp32", "bf16"),
