@@ -169,6 +169,12 @@ def test_rule_choices_follow_the_code():
     [
         (["policy=linear", "batch_size=100000"], "batch_size=100000"),
         (["task.eval_batch_size=3000"], "task.eval_batch_size=3000 leaves no evaluation window"),
+        # trained one step and recorded "completed"
+        (
+            ["epochs=1e-9", "task.schedule.warmup_epochs=0"],
+            "epochs=1e-09 gives 2.4e-08 optimizer steps at 24 steps per epoch; an epoch budget must "
+            "give at least one step: epochs >= 0.0417",
+        ),
     ],
 )
 def test_limits_that_need_the_data_are_refused_before_training(

@@ -221,9 +221,24 @@ def check_config(cfg: DictConfig, world_size: int = 1) -> None:
     cls.check_config(flat)
 
 
-def check_task_data(task: Any) -> None:
+def check_task_data(task: Any, epochs: float | None = None) -> None:
     """Limits that need the data (after `task.check_data()`, before the model is built): the
-    batch must fit the training split (each task's `steps_per_epoch` refuses it), and the task's
-    own (`Task.check_limits`, e.g. PTB's evaluation windows)."""
-    _ = task.steps_per_epoch
+    batch must fit the training split (each task's `steps_per_epoch` refuses it), the epoch
+    budget must give at least one optimizer step (`check_epoch_budget`), and the task's own
+    (`Task.check_limits`, e.g. PTB's evaluation windows)."""
+    spe = task.steps_per_epoch
+    if epochs is not None:
+        check_epoch_budget(epochs, spe)
     task.check_limits()
+
+
+def check_epoch_budget(epochs: float, steps_per_epoch: int) -> None:
+    """`epochs=1e-9` trained one step (the step count is rounded up to 1) and recorded
+    "completed": a budget under one optimizer step is refused instead, naming the least epochs
+    that give one at this batch size."""
+    if epochs * steps_per_epoch < 1:
+        raise ConfigError(
+            f"epochs={show(epochs)} gives {epochs * steps_per_epoch:.3g} optimizer steps at "
+            f"{steps_per_epoch} steps per epoch; an epoch budget must give at least one step: "
+            f"epochs >= {1 / steps_per_epoch:.3g}"
+        )

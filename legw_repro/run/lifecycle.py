@@ -102,7 +102,7 @@ def _train(
     with _as_config_errors():
         task = task_class(cfg)(cfg, dist)
         task.check_data()
-        check_task_data(task)
+        check_task_data(task, float(spec.epochs))
         trainer = Trainer(
             spec,
             task,
