@@ -57,6 +57,9 @@ CASES: list[tuple[str, str]] = [
     ("epochs=nan", "epochs=nan"),
     ("seed=-1", "seed=-1"),
     ("seed=1.5", "seed=1.5"),
+    # passed, then crashed at step 2 with an overflow traceback
+    ("task.sgd.base_lr=1e300", "task.sgd.base_lr=1e+300 must be a number in (0, 1e+06)"),
+    ("+policy.lr_multiplier=1e6", "policy.lr_multiplier=1000000.0 must be a number in (0, 1e+06)"),
     # seed=2**40 trained bit-identically to seed=0 (torch and numpy keep 32 bits)
     ("seed=1099511627776", "seed=1099511627776 must be an integer in [0, 4294967295]"),
     ("seed=4294967296", "seed=4294967296 must be an integer in [0, 4294967295]"),
@@ -76,7 +79,7 @@ CASES: list[tuple[str, str]] = [
     ("policy=linear policy.warmup=legw", "policy.warmup='legw' contradicts policy=linear"),
     ("policy.optimizer=rmsprop", "policy.optimizer='rmsprop' is not allowed"),
     ("+policy.lr_multiplier=0", "policy.lr_multiplier=0"),
-    ("task.sgd.base_lr=0", "task.sgd.base_lr=0 must be a number > 0"),
+    ("task.sgd.base_lr=0", "task.sgd.base_lr=0 must be a number in (0, 1e+06)"),
     ("task.sgd.base_lr=-1", "task.sgd.base_lr=-1"),
     ("task.sgd.momentum=1.5", "task.sgd.momentum=1.5 must be a number in [0, 1)"),
     ("task.sgd.weight_decay=-1", "task.sgd.weight_decay=-1"),

@@ -147,6 +147,12 @@ def positive(*, null: str | None = None, hint: str = "") -> Rule:
     return number(0.0, lo_open=True, null=null, hint=hint)
 
 
+def below_a_million(*, hint: str = "") -> Rule:
+    """(0, 1e6): a learning rate or a factor on one. `base_lr=1e300` passed a plain positive()
+    and crashed at step 2 with an overflow traceback; no recipe comes near 1e6."""
+    return number(0.0, 1e6, lo_open=True, hi_open=True, hint=hint)
+
+
 def fraction(*, null: str | None = None, hint: str = "") -> Rule:
     """[0, 1): dropout, momentum, label smoothing."""
     return number(0.0, 1.0, hi_open=True, null=null, hint=hint)
@@ -202,7 +208,9 @@ COMMON: dict[str, Rule] = {
     "policy.optimizer": choice(*OPTIMIZERS),
     "policy.rule": choice(*RULES),
     "policy.warmup": choice(*WARMUPS),
-    "policy.lr_multiplier": positive(hint="the tuned-LR oracle's factor on the recipe's rate"),
+    "policy.lr_multiplier": below_a_million(
+        hint="the tuned-LR oracle's factor on the recipe's rate"
+    ),
     "scale.name": TEXT,
     "scale.reduced": BOOL,
     "task.name": TEXT,
@@ -215,7 +223,7 @@ COMMON: dict[str, Rule] = {
 }
 for _opt in OPTIMIZERS:
     COMMON |= {
-        f"task.{_opt}.base_lr": positive(),
+        f"task.{_opt}.base_lr": below_a_million(),
         f"task.{_opt}.momentum": fraction(),
         f"task.{_opt}.weight_decay": number(),
         f"task.{_opt}.clip": number(null="no clipping", hint="0 also means no clipping"),
