@@ -140,6 +140,23 @@ def test_overwrite_discards_the_old_record_and_starts_over(finished, shared_data
     assert steps == list(range(1, s["total_steps"] + 1))  # no batch-8 rows left behind
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["missing", "cut", "empty"])
+def test_resume_with_another_config_is_refused_without_a_summary(finished, shared_data_dir, how):
+    """The comparison ran only when summary.json could be read: with it missing, cut or empty,
+    resume=true with a changed config continued the checkpoint. config.yaml is compared too."""
+    assert (finished / "checkpoints" / "last.pt").is_file() and (finished / "config.yaml").is_file()
+    path = finished / "summary.json"
+    if how == "missing":
+        path.unlink()
+    else:
+        path.write_text(path.read_text()[:40] if how == "cut" else "")
+    with pytest.raises(RecordError) as e:
+        run(_cfg(shared_data_dir, "resume=true", "task.sgd.base_lr=0.5"), finished)
+    assert "task.sgd.base_lr" in str(e.value) and "overwrite=true" in str(e.value)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize("mask", [0o022, 0o027])
 def test_atomic_write_gets_the_umask_mode(tmp_path, mask):
     """summary.json and config.yaml were written 0600 (mkstemp's mode survived the rename) while

@@ -58,7 +58,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             run_dir,
             (previous or {}).get("status"),
             rundir.holds_record(run_dir),
-            rundir.config_difference(run_dir, previous, values) if previous else [],
+            rundir.config_difference(run_dir, previous, values)
+            if previous or (run_dir / "config.yaml").is_file()
+            else [],
             resume=bool(cfg.resume),
             overwrite=bool(cfg.overwrite),
         )
