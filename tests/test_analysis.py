@@ -769,3 +769,29 @@ def test_cli_default_output_is_reproduced_not_the_committed_results(tmp_path, mo
     assert main([str(tmp_path / "runs"), "--task", "mnist"]) == 0
     assert (tmp_path / "reproduced/cpu/mnist/report.md").is_file()
     assert not (tmp_path / "results").exists()
+
+
+def _with_spec(run: Path, **spec) -> None:
+    s = json.loads((run / "summary.json").read_text())
+    s["spec"] = {"task": s["task"], "seed": s["seed"], "epochs": 5, "device": "cpu"} | spec
+    (run / "summary.json").write_text(json.dumps(s))
+
+
+def test_runs_of_other_recipes_are_not_pooled_as_seeds(tmp_path):
+    """Three seed-0 runs with other epochs and rates came out as `48.93% ± 10.18 (n=3)`, exit 0:
+    a group whose runs differ in more than the seed is refused, naming the runs and the keys."""
+    finals = {5: (100.0, 99.0)}
+    common = dict(policy="sqrt_legw", batch=40, base=20, finals=finals)
+    a = write_run(tmp_path / "a", seed=0, **common)
+    b = write_run(tmp_path / "b", seed=1, **common)
+    # neither the device nor a key the older record lacks (lr_multiplier) is a difference
+    _with_spec(a, optimizer={"base_lr": 1.0}, device="cuda", lr_multiplier=1.0)
+    _with_spec(b, optimizer={"base_lr": 1.0})
+    assert aggregate(collect_runs([tmp_path]))["n_runs"].tolist() == [2]  # seeds of one recipe
+    c = write_run(tmp_path / "c", seed=0, **common)
+    _with_spec(c, optimizer={"base_lr": 3.0}, epochs=2)
+    with pytest.raises(AnalysisError) as e:
+        aggregate(collect_runs([tmp_path]))
+    msg = str(e.value)
+    assert "\n" not in msg and str(c) in msg and "not only in the seed" in msg
+    assert "epochs: 5 vs 2" in msg and "optimizer.base_lr: 1.0 vs 3.0" in msg

@@ -3,11 +3,13 @@ and counts, and its gap to the base batch of the same policy (``summary.csv``)."
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
 import pandas as pd
 
+from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.frames import first_valid, sort_by_policy
 
 # fmt: off
@@ -65,6 +67,35 @@ def _group_row(g: pd.DataFrame) -> dict[str, object]:
     }
 
 
+def check_recipes(runs: pd.DataFrame) -> None:
+    """Refuse (AnalysisError) a (task, policy, batch size) group whose runs differ in anything
+    but the seed (`collect.recipe_of`): three seed-0 runs with other epochs and rates came out as
+    one `mean ± std over seeds` without a word. Only the keys both runs have are compared (a key
+    added to the run spec since is no difference, as for resuming); runs without a recipe (W&B
+    rows) are not compared."""
+    if "recipe" not in runs.columns:
+        return
+    for key, g in runs[runs["recipe"].notna()].groupby(GROUP, sort=False):
+        first = json.loads(g["recipe"].iloc[0])
+        for recipe, run_dir in zip(g["recipe"].iloc[1:], g["run_dir"].iloc[1:], strict=True):
+            other = json.loads(recipe)
+            diff = sorted(k for k in first.keys() & other.keys() if first[k] != other[k])
+            if diff:
+                raise AnalysisError(
+                    _pooling_refusal(key, (g["run_dir"].iloc[0], run_dir), diff, first, other)
+                )
+
+
+def _pooling_refusal(key: tuple, dirs: tuple, diff: list[str], a: dict, b: dict) -> str:
+    shown = ", ".join(f"{k}: {a[k]} vs {b[k]}" for k in diff[:4])
+    more = f" (+{len(diff) - 4} more)" if len(diff) > 4 else ""
+    return (
+        f"{'/'.join(str(x) for x in key)}: runs {dirs[0]} and {dirs[1]} differ in {shown}{more}, "
+        "not only in the seed; they cannot be pooled as seeds: analyse them apart (another "
+        "records directory)"
+    )
+
+
 def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, policy, batch_size) with the seeds' statistics of the headline metric.
 
@@ -77,6 +108,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """
     if runs.empty:
         return pd.DataFrame(columns=list(AGG_COLUMNS))
+    check_recipes(runs)
     rows = [
         {"task": t, "policy": p, "batch_size": int(b), **_group_row(g)}
         for (t, p, b), g in runs.groupby(GROUP, sort=False)

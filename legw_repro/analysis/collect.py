@@ -60,6 +60,27 @@ def flatten(d: Mapping[str, Any], prefix: str = "", sep: str = ".") -> dict[str,
     return out
 
 
+#: run-spec keys that are not the recipe a seed's result stands for: the seed itself (pooled
+#: over), the scale's name (its values are compared), the device, and the loop's settings
+#: (evaluation cadence, checkpointing, the divergence threshold: committed seeds of one point
+#: were trained with diverge_factor 2 and 3), as in the sweep's `recipe` (sweep/plan.py)
+NOT_RECIPE = ("seed", "scale", "device", "loop")
+
+
+def recipe_of(summary: Mapping[str, Any]) -> str | None:
+    """The run's configuration except its seed, as sorted JSON: the run spec and the model. Runs
+    pooled as seeds of one point must share it (`aggregate.check_recipes`); None for a record
+    without a spec (a W&B row)."""
+    spec = summary.get("spec")
+    if not isinstance(spec, Mapping):
+        return None
+    flat = {k: v for k, v in flatten(spec).items() if k.split(".")[0] not in NOT_RECIPE}
+    model = summary.get("model")
+    if isinstance(model, Mapping):
+        flat |= flatten(model, "model")
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
 def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     """A summary.json as one flat row: scalar fields as they are, ``final.<key>`` as ``<key>``
     (``test_ppl``, ``best_valid_ppl``, ...), other nested dicts as ``outer.inner``
@@ -78,6 +99,7 @@ def flatten_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(final, Mapping):
         for key, value in final.items():
             row[f"final.{key}" if key in row else key] = value
+    row["recipe"] = recipe_of(summary)
     return row
 
 
