@@ -94,7 +94,9 @@ lock:
 	  --no-emit-index-url --no-emit-find-links \
 	  $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX)) $(ARGS) \
 	  --output-file requirements.lock pyproject.toml
-	sed -i -E 's/^(torch==[^+ ]+)\+[A-Za-z0-9.]+/\1/' requirements.lock
+	sed -i -E -e 's/^(torch==[^+ ]+)\+[A-Za-z0-9.]+/\1/' \
+	  -e 's/^# The following packages are considered to be unsafe in a requirements file:$$/# setuptools, pinned too (--allow-unsafe): torch needs setuptools>=77, a new venv has 65/' \
+	  requirements.lock
 	@if grep -nE '^(nvidia-|triton)' requirements.lock; then \
 	  echo "make lock: resolved torch's CUDA build (above); run make lock TORCH_INDEX=https://download.pytorch.org/whl/cpu" >&2; \
 	  exit 1; \
