@@ -1,14 +1,19 @@
-"""`cuda_graphs=true` (legw_repro/loop/cudagraph.py): refused with one line where it cannot apply;
-on a GPU the replayed step trains like the eager one (same losses and weights within float
-tolerance, across an epoch boundary that resets PTB's carried state)."""
+"""`cuda_graphs` (legw_repro/loop/cudagraph.py): `true` is refused with one line where it cannot
+apply; `auto` (the default) graphs where it applies and says why not elsewhere; a capture that
+fails falls back to the eager step; on a GPU the replayed step trains like the eager one (same
+losses and weights within float tolerance, across an epoch boundary that resets PTB's carried
+state)."""
 
 from __future__ import annotations
+
+import json
+import logging
 
 import pytest
 import torch
 
 from legw_repro.config.validate import ConfigError
-from legw_repro.loop.cudagraph import unsupported
+from legw_repro.loop.cudagraph import CaptureFailed, GraphedStep, unsupported
 from legw_repro.run.lifecycle import run
 from tests.helpers import checkpoint_params, make_cfg, read_rows
 from tests.test_train import SMALL
@@ -52,7 +57,7 @@ MNIST = ["task=mnist", "scale=smoke", "batch_size=64", "wandb.mode=disabled", "p
 
 def _pair(tmp_path, data_dir, *overrides, base=tuple(SMALL)):
     common = [*base, f"data_dir={data_dir}", "device=cuda", *overrides]
-    eager = run(make_cfg(*common), tmp_path / "eager")
+    eager = run(make_cfg(*common, "cuda_graphs=false"), tmp_path / "eager")
     graphed = run(make_cfg(*common, "cuda_graphs=true"), tmp_path / "graphed")
     assert eager["status"] == graphed["status"] == "completed"
     la = [r["loss"] for r in read_rows(tmp_path / "eager", "train")]
@@ -77,3 +82,51 @@ def test_graphed_mnist_matches_eager(tmp_path, shared_data_dir):
 @needs_gpu
 def test_graphed_adam_matches_eager(tmp_path, shared_data_dir):
     _pair(tmp_path, shared_data_dir, "policy=adam")
+
+
+def test_auto_on_a_cpu_run_trains_eagerly_and_says_why(tmp_path, shared_data_dir):
+    out = run(make_cfg(*SMALL, f"data_dir={shared_data_dir}", "device=cpu"), tmp_path)
+    assert out["status"] == "completed"
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cuda_graphs"] is False
+    assert summary["cuda_graphs_off"] == "needs device=cuda (this run is on cpu)"
+
+
+@pytest.mark.parametrize("value", ["yes", 1, "'true'"])
+def test_cuda_graphs_takes_auto_true_or_false_only(tmp_path, shared_data_dir, value):
+    cfg = make_cfg(*SMALL, f"data_dir={shared_data_dir}", "device=cpu", f"cuda_graphs={value}")
+    with pytest.raises(ConfigError, match=r"choose one of \['auto', true, false\]"):
+        run(cfg, tmp_path)
+
+
+class _FailsToCapture:
+    """A graphed step whose capture fails at its first use (as an op the capture forbids would)."""
+
+    def step(self, micro):
+        raise CaptureFailed("cuda_graphs: the step could not be captured (operation not permitted)")
+
+
+def test_a_failed_capture_falls_back_to_eager_with_one_line(
+    tmp_path, shared_data_dir, monkeypatch, caplog
+):
+    common = [*SMALL, f"data_dir={shared_data_dir}", "device=cpu", "progress=false"]
+    run(make_cfg(*common), tmp_path / "eager")
+    monkeypatch.setattr(
+        GraphedStep, "choose", classmethod(lambda cls, t, s: (_FailsToCapture(), None))
+    )
+    with caplog.at_level(logging.WARNING):
+        out = run(make_cfg(*common), tmp_path / "fallback")
+    assert out["status"] == "completed"
+    warned = [r.getMessage() for r in caplog.records if "could not be captured" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].endswith("training on eagerly")
+    summary = json.loads((tmp_path / "fallback" / "summary.json").read_text())
+    assert summary["cuda_graphs"] is False and "could not be captured" in summary["cuda_graphs_off"]
+    la = [r["loss"] for r in read_rows(tmp_path / "eager", "train")]
+    assert [r["loss"] for r in read_rows(tmp_path / "fallback", "train")] == la
+
+
+@needs_gpu
+def test_auto_graphs_ptb_on_a_gpu(tmp_path, shared_data_dir):
+    run(make_cfg(*SMALL, f"data_dir={shared_data_dir}", "device=cuda"), tmp_path)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cuda_graphs"] is True and "cuda_graphs_off" not in summary

@@ -83,9 +83,10 @@ class Setting:
     overrides: tuple[str, ...] = field(default=())  # more Hydra overrides (e.g. cuda_graphs)
 
     def compose(self, epochs: float) -> DictConfig:
-        """The trainer's config: the task's recipe with a constant rate (no warmup, no decay:
-        the schedule is still stepped every step), evaluation only at the end, checkpoints
-        only at epoch ends and the end, W&B off; `epochs` sets the number of steps."""
+        """The trainer's config: the eager step (`overrides` may set cuda_graphs=true), the task's
+        recipe with a constant rate (no warmup, no decay: the schedule is still stepped every
+        step), evaluation only at the end, checkpoints only at epoch ends and the end, W&B off;
+        `epochs` sets the number of steps."""
         overrides = [
             f"task={self.task}",
             f"scale={self.scale}",
@@ -96,6 +97,7 @@ class Setting:
             f"precision={self.precision}",
             f"epochs={epochs!r}",
             "accum_steps=1",
+            "cuda_graphs=false",  # the eager step; --graphs-batches adds cuda_graphs=true
             "task.schedule.warmup_epochs=0",
             "task.schedule.decay=constant",
             "eval_every_epochs=1000",

@@ -61,7 +61,7 @@ class Rule:
 
     def describe(self) -> str:
         if self.kind == "choice":
-            what = f"one of {list(self.choices)}"
+            what = f"one of {self._options()}"
         elif self.kind == "bool":
             what = "true or false"
         elif self.kind == "text":
@@ -76,6 +76,10 @@ class Rule:
         else:
             what = f"{'an integer' if self.kind == 'int' else 'a number'} {self._range()}".rstrip()
         return what + (f" or null ({self.null})" if self.null else "")
+
+    def _options(self) -> str:
+        """The choices as typed: ['bpe', 'unigram'], ['auto', true, false]."""
+        return "[" + ", ".join(show(c) for c in self.choices) + "]"
 
     def _range(self) -> str:
         lo, hi = _bound(self.lo), _bound(self.hi)
@@ -103,8 +107,8 @@ class Rule:
             return _is_num(v) and self._in_range(float(v))
         if self.kind == "bool":
             return isinstance(v, bool)
-        if self.kind == "choice":
-            return isinstance(v, str) and v in self.choices
+        if self.kind == "choice":  # by type too: true is not 1, 'true' is not true
+            return any(type(v) is type(c) and v == c for c in self.choices)
         if self.kind == "text":
             return isinstance(v, str) and v != ""
         if self.kind == "texts":
@@ -119,7 +123,7 @@ class Rule:
         if self.ok(v):
             return None
         if self.kind == "choice":
-            msg = f"{key}={show(v)} is not allowed; choose one of {list(self.choices)}"
+            msg = f"{key}={show(v)} is not allowed; choose one of {self._options()}"
             return msg + (f" (or null: {self.null})" if self.null else "")
         return f"{key}={show(v)} must be {self.describe()}" + (
             f"; {self.hint}" if self.hint else ""
@@ -158,7 +162,7 @@ def fraction(*, null: str | None = None, hint: str = "") -> Rule:
     return number(0.0, 1.0, hi_open=True, null=null, hint=hint)
 
 
-def choice(*options: str, null: str | None = None) -> Rule:
+def choice(*options: str | bool, null: str | None = None) -> Rule:
     return Rule("choice", choices=options, null=null)
 
 
@@ -182,7 +186,7 @@ COMMON: dict[str, Rule] = {
     "data_dir": TEXT,
     "device": choice("auto", "cpu", "cuda"),
     "precision": choice("fp32", "bf16"),
-    "cuda_graphs": BOOL,
+    "cuda_graphs": choice("auto", True, False),
     "accum_steps": integer(),
     "resume": BOOL,
     "overwrite": BOOL,

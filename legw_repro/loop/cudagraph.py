@@ -1,10 +1,14 @@
-"""The training step as one CUDA graph: captured once, replayed every step (`cuda_graphs=true`).
+"""The training step as one CUDA graph: captured once, replayed every step (`cuda_graphs`).
 
 Why: at small batches a GPU step is bound by the host launching a few hundred small kernels
 (forward, backward, clip, optimizer), not by the maths; replaying a captured graph launches them
 all with one call. It applies where every step has the same shapes -- PTB (fixed BPTT windows)
 and MNIST (fixed batches, the last partial one dropped) -- in one process (no DDP), with one
-micro-batch per step. GNMT's batches change shape every step and stay eager.
+micro-batch per step. GNMT's batches change shape every step and stay eager. `cuda_graphs=auto` (the default) graphs
+every run where it applies and trains the others eagerly, with the reason in the record
+(`cuda_graphs_off`); `true` insists (refused before training where it cannot apply); `false`
+never graphs. A capture that fails at run time (an operation the capture forbids) leaves nothing
+changed, so the run goes on eagerly with one warning line and the reason in the record.
 
 How (PyTorch's whole-network capture): the first `warmup` steps run eagerly on a side stream
 (cuBLAS/cuDNN workspaces, the optimizer's state, autograd's set-up); the next step is captured
@@ -41,6 +45,10 @@ def unsupported(
     return None
 
 
+class CaptureFailed(RuntimeError):
+    """The capture failed; nothing of the step ran, so the caller can take it eagerly."""
+
+
 def _clone(obj: Any) -> Any:
     if obj is None:
         return None
@@ -71,8 +79,11 @@ class GraphedStep:
     optimizer, scheduler, task, carry and `eager_step`)."""
 
     @classmethod
-    def of(cls, trainer: Any) -> GraphedStep:
-        """The graphed step of `trainer`'s run; ValueError (one line) where it cannot apply."""
+    def choose(cls, trainer: Any, setting: bool | str) -> tuple[GraphedStep | None, str | None]:
+        """`cuda_graphs` (true | false | "auto") for `trainer`'s run -> (the graphed step, None),
+        or (None, why the step stays eager). `true` where it cannot apply: ValueError (one line)."""
+        if setting is False:
+            return None, "cuda_graphs=false"
         spec = trainer.spec
         why = unsupported(
             spec.task,
@@ -81,9 +92,11 @@ class GraphedStep:
             spec.world_size,
             spec.accum_steps,
         )
-        if why:
+        if why and setting is True:
             raise ValueError(why)
-        return cls(trainer)
+        if why:
+            return None, why.replace("cuda_graphs=true needs", "needs").split("; ")[0]
+        return cls(trainer), None
 
     def __init__(self, trainer: Any, warmup: int = 3) -> None:
         self.trainer = trainer
@@ -136,18 +149,28 @@ class GraphedStep:
         opt.zero_grad(set_to_none=True)
         self.graph = torch.cuda.CUDAGraph()
         try:
-            with torch.cuda.graph(self.graph):
-                with self.autocast:
-                    loss, new_carry = t.task.loss(t.net, self.batch, self.carry)
-                loss.backward()
-                if t.spec.optimizer.clip is not None:
-                    torch.nn.utils.clip_grad_norm_(t.params, t.spec.optimizer.clip)
-                opt.step()
-                if new_carry is not None:
-                    _copy_into(self.carry, new_carry)
-                self.loss = loss.detach()
+            self._record_step(t)
+        except RuntimeError as err:
+            self.graph = None
+            opt.zero_grad(set_to_none=True)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise CaptureFailed(f"cuda_graphs: the step could not be captured ({first})") from err
         finally:
             for g, (lr, capturable) in zip(groups, floats, strict=True):
                 g["lr"] = lr
                 if capturable is not None:
                     g["capturable"] = capturable
+
+    def _record_step(self, t: Any) -> None:
+        """The step's forward, backward, clip and optimizer step, recorded into `self.graph`."""
+        opt = t.optimizer
+        with torch.cuda.graph(self.graph):
+            with self.autocast:
+                loss, new_carry = t.task.loss(t.net, self.batch, self.carry)
+            loss.backward()
+            if t.spec.optimizer.clip is not None:
+                torch.nn.utils.clip_grad_norm_(t.params, t.spec.optimizer.clip)
+            opt.step()
+            if new_carry is not None:
+                _copy_into(self.carry, new_carry)
+            self.loss = loss.detach()

@@ -10,12 +10,14 @@ sweep. No step waits for the device: losses stay there and are read every `sync_
 (legw_repro/loop/losslog.py; every step on a CPU, where a read costs nothing). A preemption signal
 (legw_repro/run/preemption.py) stops the run at the next read with a checkpoint and status
 "preempted". Checkpoints are written and read by legw_repro/loop/checkpoint.py (last.pt, with prev.pt
-to fall back on). `cuda_graphs=true` replays the step as one CUDA graph (legw_repro/loop/cudagraph.py).
+to fall back on). `cuda_graphs` (default `auto`: on CUDA for fixed-shape tasks in one process)
+replays the step as one CUDA graph (legw_repro/loop/cudagraph.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import random
 import signal
@@ -33,7 +35,7 @@ from tqdm import tqdm
 from legw_repro.config.spec import RunSpec
 from legw_repro.loop import checkpoint, distributed
 from legw_repro.loop.checkpoint import CheckpointMismatch
-from legw_repro.loop.cudagraph import GraphedStep
+from legw_repro.loop.cudagraph import CaptureFailed, GraphedStep
 from legw_repro.loop.distributed import DistInfo
 from legw_repro.loop.losslog import LossLog, sync_every
 from legw_repro.loop.nonfinite import NonFinite
@@ -43,6 +45,8 @@ from legw_repro.schedule import LEGWScheduler, schedule_summary
 if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
     from legw_repro.run.records import RunRecord
     from legw_repro.tasks.base import Task
+
+log = logging.getLogger(__name__)
 
 
 def seed_everything(seed: int) -> None:
@@ -100,7 +104,11 @@ class LoopState:
     best_metric: float | None = None
     last_eval: dict[str, float] = field(default_factory=dict)
     wall_time: float = 0.0  # training seconds accumulated over all attempts
-    train_time: float = 0.0  # seconds inside optimizer steps (for throughput)
+    #: seconds of training steps, for the throughput: each window of steps is timed from its
+    #: first step's start to the loss read that ends it (the read waits for the device, so on a
+    #: GPU this is the device's time too, not only the host's launches); evaluations and
+    #: checkpoints fall between windows and are left out
+    train_time: float = 0.0
     recent: list[float] = field(default_factory=list)
 
 
@@ -117,7 +125,7 @@ class Trainer:
         record: RunRecord,
         *,
         progress: bool = True,
-        cuda_graphs: bool = False,
+        cuda_graphs: bool | str = False,
     ) -> None:
         self.spec = spec
         self.task = task
@@ -156,7 +164,9 @@ class Trainer:
         self.heartbeat: Any = None
         self.preemption: Any = None
         self.resumed_from: str | None = None  # the checkpoint file restored, if any
-        self.graphed = GraphedStep.of(self) if cuda_graphs else None  # the step as a CUDA graph
+        self._window_t0: float | None = None  # start of the steps not yet read (train_time)
+        #: the step as a CUDA graph, or None (eager) with the reason in `graphs_off`
+        self.graphed, self.graphs_off = GraphedStep.choose(self, cuda_graphs)
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -218,7 +228,11 @@ class Trainer:
         (no host sync here: clipping and the optimizer stay on the device too; the ranks' losses
         are averaged when they are read, see LossLog)."""
         if self.graphed is not None:
-            return self.graphed.step(micro_batches)
+            try:
+                return self.graphed.step(micro_batches)
+            except CaptureFailed as err:  # nothing ran: the step is taken eagerly instead
+                self.graphed, self.graphs_off = None, str(err)
+                log.warning("%s; training on eagerly", err)
         return self.eager_step(micro_batches)
 
     def eager_step(self, micro_batches: list[Any]) -> torch.Tensor:
@@ -332,11 +346,11 @@ class Trainer:
         diverged or was preempted, else None. The loss stays on the device until the next read
         (`_read`); a step that is not a read step never waits for the device."""
         st, loop = self.state, self.spec.loop
-        t0 = time.monotonic()
+        if self._window_t0 is None:
+            self._window_t0 = time.monotonic()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
         self.losses.push(self.train_step(micro))
         st.step += 1
-        st.train_time += time.monotonic() - t0
         st.wall_time = time.monotonic() - self._t_start
         self._rows.append(self._train_row(lr, None))
         bar.update(1)
@@ -372,7 +386,10 @@ class Trainer:
         in step order -- a NaN/inf at its own step, the divergence rule -- the first one found
         stops the run (status "diverged"), naming its step."""
         rows, self._rows = self._rows, []
-        losses = self.losses.read(self.dist)
+        losses = self.losses.read(self.dist)  # waits for the device: the window's steps are done
+        if self._window_t0 is not None:
+            self.state.train_time += time.monotonic() - self._window_t0
+            self._window_t0 = None
         for row, loss in zip(rows, losses, strict=True):
             row["loss"] = loss
             self.record.log(row)
@@ -477,10 +494,13 @@ class Trainer:
             "steps_done": self.state.step,
             "epochs_done": self.state.step / self.spe,
             "wall_time_s": round(self.state.wall_time, 3),
+            "train_time_s": round(self.state.train_time, 3),
             "throughput": round(
                 self.state.step * self.task.items_per_step / max(self.state.train_time, 1e-9), 1
             ),
             "throughput_unit": f"{self.task.item_unit}/s",
+            "cuda_graphs": self.graphed is not None,
+            **({"cuda_graphs_off": self.graphs_off} if self.graphs_off else {}),
             **self._nonfinite_fields(),
         }
 

@@ -111,7 +111,7 @@ def _train(
             dist,
             record,
             progress=bool(cfg.progress),
-            cuda_graphs=bool(cfg.get("cuda_graphs", False)),
+            cuda_graphs=cfg.get("cuda_graphs", False),
         )
     if action == "resume":
         trainer.restore()  # before the record is touched: a refusal leaves it as it was
