@@ -5,6 +5,7 @@
     python scripts/bench.py --tasks ptb --batches 20,1280 --device cuda
     python scripts/bench.py --tasks ptb --overrides cuda_graphs=true   # a trainer option
     python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,2,4,8   # runs sharing a GPU
+    python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,4,8,16 --sharing time-slice,mps
     python scripts/bench.py --smoke --out /tmp/bench     # the smoke models, seconds
 
 Each task and batch size is measured in a process of its own (legw_repro/bench/measure.py):
@@ -20,6 +21,7 @@ FLOP/s against the measured matmul peak. Writes results/bench/<device>-<task>.cs
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -35,6 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from legw_repro.bench import measure as m  # noqa: E402
+from legw_repro.bench import mps  # noqa: E402
 from legw_repro.bench.flops import peak_flops  # noqa: E402
 from legw_repro.bench.report import machine, rows_of, table, window_rows, write_csv  # noqa: E402
 from legw_repro.config.config_dir import CONFIGS  # noqa: E402
@@ -43,6 +46,7 @@ from legw_repro.config.validate import task_class  # noqa: E402
 from legw_repro.tasks.common.download import resolve_data_dir  # noqa: E402
 
 RESULT = "BENCH-RESULT "
+SHARING = ("time-slice", "mps")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -61,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--graphs-batches", default="", help="also measure cuda_graphs=true at these batches"
     )
     ap.add_argument("--concurrent", default="", help="e.g. 1,2,4,8: N trainer runs at once")
+    ap.add_argument(
+        "--sharing",
+        default="time-slice",
+        help="with --concurrent: time-slice (plain processes) and/or mps (CUDA MPS), comma list",
+    )
     ap.add_argument("--window-s", type=float, default=10.0, help="timed window per process")
     ap.add_argument("--smoke", action="store_true", help="smoke models and budgets (seconds)")
     ap.add_argument("--out", default=str(REPO / "results" / "bench"))
@@ -69,6 +78,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--child", default="", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.device = resolve_device(args.device).type
+    args.sharing = [x for x in args.sharing.split(",") if x]
+    bad = [x for x in args.sharing if x not in SHARING]
+    if bad:
+        ap.error(f"--sharing {','.join(bad)}: choose from {','.join(SHARING)}")
     if args.threads < 0:
         args.threads = 1 if args.device == "cpu" else 0
     if args.smoke:
@@ -101,8 +114,8 @@ def _fixed_shapes(task: str) -> bool:
     return bool(task_class(OmegaConf.create({"task": spec})).fixed_shapes)
 
 
-def _child_env(args: argparse.Namespace) -> dict[str, str]:
-    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1"}
+def _child_env(args: argparse.Namespace, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, "WANDB_MODE": "disabled", "PYTHONUNBUFFERED": "1", **(extra or {})}
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
     return env
@@ -137,8 +150,11 @@ def run_measure(args: argparse.Namespace, s: m.Setting) -> dict | None:
     return res
 
 
-def run_concurrent(args: argparse.Namespace, s: m.Setting, n: int) -> list[dict]:
-    """`n` trainer runs at once on the device; each reports its own window."""
+def run_concurrent(
+    args: argparse.Namespace, s: m.Setting, n: int, env: dict[str, str] | None = None
+) -> list[dict]:
+    """`n` trainer runs at once on the device (`env`: more environment, e.g. MPS's); each
+    reports its own window."""
     with tempfile.TemporaryDirectory() as barrier:
         procs = []
         for rank in range(n):
@@ -146,7 +162,7 @@ def run_concurrent(args: argparse.Namespace, s: m.Setting, n: int) -> list[dict]
                    "barrier": barrier, "rank": rank, "n": n}  # fmt: skip
             procs.append(subprocess.Popen(_command(args, job), stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, text=True,
-                                          env=_child_env(args), cwd=REPO))  # fmt: skip
+                                          env=_child_env(args, env), cwd=REPO))  # fmt: skip
         results = []
         for p in procs:
             try:
@@ -160,6 +176,27 @@ def run_concurrent(args: argparse.Namespace, s: m.Setting, n: int) -> list[dict]
             else:
                 results.append(res)
     return results if len(results) == n else []
+
+
+def concurrent_rows(args: argparse.Namespace, s: m.Setting, meta: dict, peak: float) -> list[dict]:
+    """N runs side by side for each N of --concurrent, for each --sharing; MPS is skipped with
+    one line where it is unavailable (a CPU, no daemon binary)."""
+    rows = []
+    for sharing in args.sharing:
+        why = mps.unavailable(args.device) if sharing == "mps" else None
+        if why:
+            print(f"  {s.task} batch {s.batch}: mps skipped: {why}", flush=True)
+            continue
+        with contextlib.ExitStack() as stack:
+            env = None
+            if sharing == "mps":
+                env = stack.enter_context(
+                    mps.daemon(Path(stack.enter_context(tempfile.TemporaryDirectory())))
+                )
+            for n in [int(x) for x in args.concurrent.split(",")]:
+                res = run_concurrent(args, s, n, env)
+                rows += [{**window_rows(res, meta, peak), "sharing": sharing}] if res else []
+    return rows
 
 
 def child(args: argparse.Namespace) -> None:
@@ -195,9 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         for s in settings(args, task):
             t = time.monotonic()
             if args.concurrent:
-                for n in [int(x) for x in args.concurrent.split(",")]:
-                    res = run_concurrent(args, s, n)
-                    rows += [window_rows(res, meta, peak)] if res else []
+                rows += concurrent_rows(args, s, meta, peak)
             else:
                 res = run_measure(args, s)
                 rows += rows_of(res, meta, peak) if res else []

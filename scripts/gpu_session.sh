@@ -13,6 +13,9 @@
 #                                                  # most: name only the sets the stages need
 #   scripts/gpu_session.sh checks tests bench      # on the GPU machine, first call (~5 min)
 #   scripts/gpu_session.sh grid                    # on the GPU machine, second call (~6 min)
+#   scripts/gpu_session.sh sweep-rate grid         # 1, 4, 8, 16 runs side by side, time-sliced
+#                                                  # and under CUDA MPS (~5 min); then the grid
+#                                                  # the best way (GRID_JOBS, GRID_SHARING)
 #   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe (gnmt_paper/base512, batch
 #                                                  # 128, Adam) on seeds 2-5, 4 side by side (~5
 #                                                  # min, estimated); GNMT_BASE_SWEEP: other runs
@@ -160,6 +163,27 @@ print(max(rows, key=lambda r: float(r["items_per_s"]))["concurrent"])
 EOF
 }
 
+# how the best of that measurement shared the GPU: time-slice (plain processes) or mps
+best_sharing() {
+  "$PY" - "$WORK/bench/$DEV-ptb-concurrent.csv" <<'EOF' 2>/dev/null || echo time-slice
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+print(max(rows, key=lambda r: float(r["items_per_s"])).get("sharing") or "time-slice")
+EOF
+}
+
+# CUDA MPS for the stage that follows (its pipe and log under $WORK/mps), and off again
+mps_on() {
+  command -v nvidia-cuda-mps-control >/dev/null || { say "mps: nvidia-cuda-mps-control not found, runs time-slice"; return 1; }
+  export CUDA_MPS_PIPE_DIRECTORY=$WORK/mps/pipe CUDA_MPS_LOG_DIRECTORY=$WORK/mps/log
+  mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
+  nvidia-cuda-mps-control -d && say "mps: daemon started"
+}
+mps_off() {
+  echo quit | nvidia-cuda-mps-control >/dev/null 2>&1
+  unset CUDA_MPS_PIPE_DIRECTORY CUDA_MPS_LOG_DIRECTORY
+}
+
 do_stage() {
   local b=(scripts/bench.py --device "$DEV" --out "$WORK/bench")
   case $1 in
@@ -179,16 +203,29 @@ do_stage() {
         stage bench-concurrent 130 "$PY" "${b[@]}" --tasks ptb --batches 20 \
           --concurrent 1,2,4,8 --window-s 8
       fi ;;
+    sweep-rate)
+      # N PTB batch-20 runs side by side (CUDA graphs, the default), time-sliced and under CUDA
+      # MPS where its daemon exists: the whole sweep's rate; the grid stage takes the best
+      if [ "$SMOKE" = 1 ]; then
+        stage sweep-rate 200 "$PY" "${b[@]}" --smoke --tasks ptb --batches 8 --concurrent 1,2 \
+          --sharing time-slice,mps
+      else
+        stage sweep-rate 330 "$PY" "${b[@]}" --tasks ptb --batches 20 --concurrent 1,4,8,16 \
+          --sharing time-slice,mps --window-s 6
+      fi ;;
     grid)
       # the PTB grid: committed points restored (results/<scale>/ptb/records), the rest trained
-      # with CUDA graphs; PTB_SEEDS, PTB_POLICIES narrow it (default: seed 0, every policy)
-      local jobs=${GRID_JOBS:-$(best_jobs)} narrow=()
+      # with CUDA graphs; PTB_SEEDS, PTB_POLICIES narrow it (default: seed 0, every policy);
+      # GRID_SHARING=mps|time-slice (default: the best of the sweep-rate measurement, if made)
+      local jobs=${GRID_JOBS:-$(best_jobs)} narrow=() mps=0
       jobs=${jobs:-4}
+      if [ "${GRID_SHARING:-$(best_sharing)}" = mps ] && mps_on; then mps=1; fi
       if [ -n "${PTB_POLICIES:-}" ]; then narrow=(--policies "$PTB_POLICIES"); fi
       stage grid "${GRID_S:-$([ "$SMOKE" = 1 ] && echo 400 || echo 390)}" "$PY" \
         scripts/reproduce.py --task ptb --scale "$SCALE" --seeds "${PTB_SEEDS:-0}" "${narrow[@]}" \
         --jobs "$jobs" --no-variants --restore --runs-dir "$WORK/runs" --out "$WORK/grid" \
-        "cuda_graphs=$([ "$DEV" = cuda ] && echo true || echo false)" ;;
+        "cuda_graphs=$([ "$DEV" = cuda ] && echo true || echo false)"
+      if [ "$mps" = 1 ]; then mps_off; fi ;;
     ptb-adam-tune)
       # PTB's Adam rate, tuned at the base batch only (batch 20, seed 0, the full budget), as
       # the issue asks; chosen afterwards on the final validation perplexity (adam_choice)
@@ -224,7 +261,7 @@ do_stage() {
       stage gnmt-grid 570 "$PY" scripts/reproduce.py --task gnmt --scale "$SCALE" --grids "$grid" \
         --restore --jobs "${GRID_JOBS:-8}" --runs-dir "$WORK/runs" --out "$WORK/gnmt-grid"
       bleu_table | tee -a "$LOG" ;;
-    *) say "unknown stage $1 (prepare, checks, tests, bench, grid, ptb-adam-tune, gnmt-base, gnmt-grid)"; return 2 ;;
+    *) say "unknown stage $1 (prepare, checks, tests, bench, sweep-rate, grid, ptb-adam-tune, gnmt-base, gnmt-grid)"; return 2 ;;
   esac
 }
 

@@ -162,3 +162,41 @@ def test_bench_script_smoke_writes_the_csv(tmp_path, shared_data_dir):
     assert all(float(r["items_per_s"]) > 0 and r["device"] == "cpu" for r in rows)
     assert all(r["torch"] == torch.__version__ and r["date"] for r in rows)
     assert "vs bare" in p.stdout and Path(out).is_dir()
+
+
+def test_mps_is_unavailable_on_a_cpu_and_without_its_daemon(monkeypatch):
+    from legw_repro.bench import mps
+
+    assert "needs device=cuda" in mps.unavailable("cpu")
+    monkeypatch.setattr(mps.shutil, "which", lambda name: None)
+    assert "nvidia-cuda-mps-control is not on PATH" in mps.unavailable("cuda")
+    env = mps.client_env(Path("/tmp/x"))
+    assert env["CUDA_MPS_PIPE_DIRECTORY"] == "/tmp/x/pipe"
+
+
+def test_bench_refuses_an_unknown_sharing(capsys):
+    sys.path.insert(0, str(REPO / "scripts"))
+    import bench
+
+    with pytest.raises(SystemExit) as exc:
+        bench.parse_args(["--device", "cpu", "--sharing", "time-slice,magic"])
+    assert exc.value.code == 2
+    assert "--sharing magic: choose from time-slice,mps" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_concurrent_bench_rows_say_how_the_gpu_was_shared(tmp_path, shared_data_dir):
+    """Side by side on a CPU: time-slice rows are measured, MPS is skipped with one line."""
+    out = tmp_path / "bench"
+    cmd = [sys.executable, str(REPO / "scripts" / "bench.py"), "--smoke", "--tasks", "ptb",
+           "--batches", "8", "--device", "cpu", "--out", str(out), "--concurrent", "1,2",
+           "--sharing", "time-slice,mps", "--data-dir", str(shared_data_dir)]  # fmt: skip
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert "ptb batch 8: mps skipped: MPS needs device=cuda (this bench runs on cpu)" in p.stdout
+    rows = list(csv.DictReader((out / "cpu-ptb-concurrent.csv").open()))
+    assert [(r["concurrent"], r["sharing"]) for r in rows] == [
+        ("1", "time-slice"),
+        ("2", "time-slice"),
+    ]
+    assert all(float(r["items_per_s"]) > 0 for r in rows)

@@ -62,3 +62,15 @@ def test_gnmt_base_stage_sweeps_the_rates_and_budgets_it_names(tmp_path, shared_
         run = f"gnmt-base/adam-{lr}-e1-v1000-h32-d0.0-s0"  # the smoke model's sizes
         assert any(n.endswith(f"{run}/summary.json") for n in names)
         assert f"{run} completed {{'test_2016_flickr'" in log
+
+
+@pytest.mark.slow
+def test_sweep_rate_stage_measures_runs_side_by_side_and_skips_mps_on_a_cpu(
+    tmp_path, shared_data_dir
+):
+    res = _run(tmp_path, "sweep-rate", LEGW_DATA_DIR=str(shared_data_dir))
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "=== sweep-rate: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "mps skipped: MPS needs device=cuda" in res.stdout + log
+    with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
+        assert any(n.endswith("cpu-ptb-concurrent.csv") for n in tar.getnames())

@@ -23,9 +23,9 @@ from legw_repro.bench.stats import Block, by_loop, figures, median_or_nan, paire
 
 COLUMNS = [
     "date", "device", "device_name", "torch", "threads", "precision", "task", "scale",
-    "batch", "item_unit", "items_per_step", "loop", "concurrent", "blocks", "steps_per_block",
-    "step_ms_median", "step_ms_min", "step_ms_max", "items_per_s", "vs_bare_sync",
-    "vs_bare_sync_cpu", "vs_bare_nosync", "peak_mem_mib", "mem_kind", "mflop_per_item",
+    "batch", "item_unit", "items_per_step", "loop", "concurrent", "sharing", "blocks",
+    "steps_per_block", "step_ms_median", "step_ms_min", "step_ms_max", "items_per_s",
+    "vs_bare_sync", "vs_bare_sync_cpu", "vs_bare_nosync", "peak_mem_mib", "mem_kind", "mflop_per_item",
     "achieved_tflops", "peak_tflops", "overrides",
 ]  # fmt: skip
 
@@ -150,6 +150,11 @@ def _fmt(x: Any, spec: str) -> str:
     return "-" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
+def _loop(row: dict[str, Any]) -> str:
+    """The loop's name, with `+mps` for runs that shared the GPU through CUDA MPS."""
+    return row["loop"] + ("+mps" if row.get("sharing") == "mps" else "")
+
+
 def table(rows: list[dict[str, Any]]) -> str:
     """The rows as an aligned text table (what `make bench` prints)."""
     head = (
@@ -162,7 +167,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         spread = f"{_fmt(r['step_ms_min'], '.1f')}-{_fmt(r['step_ms_max'], '.1f')}"
         pct = 100 * r["achieved_tflops"] / r["peak_tflops"] if r["peak_tflops"] else math.nan
         lines.append(
-            f"{r['task']:6} {r['batch']:>6} {r['loop']:12} {r['concurrent']:>2} "
+            f"{r['task']:6} {r['batch']:>6} {_loop(r):12} {r['concurrent']:>2} "
             f"{_fmt(r['items_per_s'], ',.0f'):>10} {_fmt(r['step_ms_median'], '.2f'):>9} "
             f"{spread:>17} {_fmt(r.get('vs_bare_sync'), '.3f'):>8} "
             f"{_fmt(r.get('vs_bare_sync_cpu'), '.3f'):>8} {_fmt(r['peak_mem_mib'], '.0f'):>8} "
