@@ -189,7 +189,7 @@ do_stage() {
   case $1 in
     prepare) do_prepare ;;
     checks) stage checks 120 "$ROOT/scripts/gpu_session.sh" _checks ;;
-    tests) stage tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cudagraph.py \
+    tests) stage tests 150 "$PY" -m pytest -q -x -p no:cacheprovider tests/test_cudagraph.py tests/test_throughput.py \
       tests/test_nosync.py -k "cuda or graphed" ;;
     bench)
       if [ "$SMOKE" = 1 ]; then

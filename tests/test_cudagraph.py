@@ -126,7 +126,7 @@ def test_a_failed_capture_falls_back_to_eager_with_one_line(
 
 
 @needs_gpu
-def test_auto_graphs_ptb_on_a_gpu(tmp_path, shared_data_dir):
+def test_auto_graphed_ptb_on_cuda(tmp_path, shared_data_dir):
     run(make_cfg(*SMALL, f"data_dir={shared_data_dir}", "device=cuda"), tmp_path)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["cuda_graphs"] is True and "cuda_graphs_off" not in summary
