@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--out",
         default=None,
-        help="output directory (default: reproduced/<scale>/<task>; the committed results/<task> "
+        help="output directory (default: reproduced/<task>/<scale>; the committed results/<task> "
         "only when named); with several tasks and no --task, one sub-directory per task",
     )
     p.add_argument("--task", default=None, help="analyse only this task (ptb, mnist, ...)")
@@ -100,14 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=RUNS_DIR",
-        help="runs of a diagnostic variant (e.g. long=results/mnist-long/records) to set beside "
+        help="runs of a diagnostic variant (e.g. long=results/mnist/cpu-long/records) to set beside "
         "the main grid at the same batch size: variants.csv, variants.png and a report section",
     )
     p.add_argument(
         "--reference",
         metavar="RUNS_DIR",
         default=None,
-        help="committed reference records (e.g. results/ptb/records): report.md gets a 'Fresh vs "
+        help="committed reference records (e.g. results/ptb/cpu/records): report.md gets a 'Fresh vs "
         "committed' section -- per point both values, the difference, and whether it lies "
         "within the seed spread (legw_repro/analysis/compare.py) -- which is also printed",
     )
@@ -261,7 +261,7 @@ def _print(task: str, res: dict[str, Any]) -> None:
 
 
 def _out_dir(out: str | None, runs: pd.DataFrame, task: str) -> Path:
-    """A task's output directory: <out>/<task>, by default reproduced/<scale>/<task> (the
+    """A task's output directory: <out>/<task>, by default reproduced/<task>/<scale> (the
     layout of `make reproduce-*`), never the committed results/ unless --out names it."""
     if out is not None:
         return Path(out) / task

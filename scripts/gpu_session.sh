@@ -238,7 +238,7 @@ do_stage() {
         'hydra.sweep.subdir=adam-${task.adam.base_lr}-b${batch_size}-s${seed}'
       adam_choice | tee -a "$LOG" ;;
     gnmt-base)
-      # base-recipe runs at batch 128 (results/gnmt-tuning/README.md steps 6-7: 20 epochs at dropout 0.2
+      # base-recipe runs at batch 128 (results/gnmt/tuning/README.md steps 6-7: 20 epochs at dropout 0.2
       # over-fit; 512 units at dropout 0.4 reached 36.5-36.8 BLEU in session 10)
       # GNMT_BASE_SWEEP: other Hydra sweep overrides, space-separated; the run dirs name the rate,
       # epochs, vocabulary, width, dropout and seed, so any of those may be swept

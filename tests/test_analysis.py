@@ -687,8 +687,8 @@ def test_accuracy_axis_is_log_error_when_a_policy_collapses(tmp_path):
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = (  # SGD with clipping (PTB), Adam without (MNIST, clipping off)
-    REPO / "results/ptb/records/sqrt_legw/b1280-s0",
-    REPO / "results/mnist-noclip/records/adam/b8192-s0",
+    REPO / "results/ptb/cpu/records/sqrt_legw/b1280-s0",
+    REPO / "results/mnist/cpu-noclip/records/adam/b8192-s0",
 )
 
 
@@ -741,7 +741,7 @@ def test_time_to_target_wall_time_axis_has_tick_labels(task):
     from legw_repro.analysis.history import load_all_metrics
     from legw_repro.analysis.plots import plot_time_to_target
 
-    runs = collect_runs([REPO / "results" / task / "records"])
+    runs = collect_runs([REPO / "results" / task / "cpu" / "records"])
     target = default_target(runs, task)
     tta = aggregate_time_to_target(time_to_target(runs, target, load_all_metrics(runs)))
     fig = plot_time_to_target(runs, tta, target, task)

@@ -57,12 +57,10 @@ def test_every_sweep_point_validates(experiment: str):
 
 
 def _committed(experiment: str) -> Path:
-    """Where a grid's records are committed: results/<task>[-<variant>] for the cpu scale (the
-    repository's own), results/<scale>/<task>[-<variant>] for the others."""
+    """Where a grid's records are committed: results/<task>/<scale>[-<variant>]."""
     grid, _, variant = experiment.partition("/")
     task, scale = grid.rsplit("_", 1)
-    root = REPO / "results" if scale == "cpu" else REPO / "results" / scale
-    return results_dir(root / task, variant)
+    return results_dir(REPO / "results" / task / scale, variant)
 
 
 COMMITTED = [e for e in EXPERIMENTS if (_committed(e) / "records").is_dir()]

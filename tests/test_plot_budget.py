@@ -20,7 +20,10 @@ def load_script():
 
 def test_budget_table_band_and_files(tmp_path, capsys):
     pb = load_script()
-    shifted, product = REPO / "results/mnist-shifted/records", REPO / "results/mnist/records"
+    shifted, product = (
+        REPO / "results/mnist/cpu-shifted/records",
+        REPO / "results/mnist/cpu/records",
+    )
     table = pb.budget_table({"shifted": shifted, "product": product}, "mnist")
     assert set(table["setting"]) == {"shifted", "product"}
     assert set(table["policy"]) == {"sqrt_legw", "sqrt", "linear"}

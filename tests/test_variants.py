@@ -156,7 +156,7 @@ def test_committed_variants_figures_are_readable(task, grid, names, panels):
     # all of mnist's variants in one axes were 33 series with repeated colour/marker pairs
     from legw_repro.analysis.variants import plot_variants
 
-    records = REPO / "results" / grid / "records"
-    variants = {v: collect_runs([REPO / "results" / f"{grid}-{v}" / "records"]) for v in names}
+    records = REPO / "results" / grid / "cpu" / "records"
+    variants = {v: collect_runs([REPO / "results" / grid / f"cpu-{v}" / "records"]) for v in names}
     fig = plot_variants(compare_variants(collect_runs([records]), variants, task), task)
     _assert_readable(fig, panels)

@@ -332,7 +332,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--task",
         default=None,
-        help="default --run results/TASK/records/sqrt_legw/b<base>-s0, --out results/TASK-noise",
+        help="default --run results/TASK/cpu/records/sqrt_legw/b<base>-s0, --out results/TASK/noise",
     )
     p.add_argument("--run", type=Path, default=None, help="the recorded run (config.yaml)")
     p.add_argument("--out", type=Path, default=None, help="folder for the csv and table")
@@ -377,7 +377,7 @@ def task_defaults(task: str) -> tuple[Path, Path]:
         names = sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml"))
         raise NoiseError(f"--task {task!r} is unknown; choose one of {names}")
     base = int(OmegaConf.load(path).base_batch_size)
-    return Path(f"results/{task}/records/sqrt_legw/b{base}-s0"), Path(f"results/{task}-noise")
+    return Path(f"results/{task}/cpu/records/sqrt_legw/b{base}-s0"), Path(f"results/{task}/noise")
 
 
 def run(args: argparse.Namespace) -> str:
