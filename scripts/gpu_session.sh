@@ -214,7 +214,7 @@ do_stage() {
           --sharing time-slice,mps --window-s 6
       fi ;;
     grid)
-      # the PTB grid: committed points restored (results/<scale>/ptb/records), the rest trained
+      # the PTB grid: committed points restored (results/ptb/<scale>/records), the rest trained
       # with CUDA graphs; PTB_SEEDS, PTB_POLICIES narrow it (default: seed 0, every policy);
       # GRID_SHARING=mps|time-slice (default: the best of the sweep-rate measurement, if made)
       local jobs=${GRID_JOBS:-$(best_jobs)} narrow=() mps=0
