@@ -109,9 +109,9 @@ class Rule:
         else:
             what = f"{'an integer' if self.kind == 'int' else 'a number'} {self._range()}".rstrip()
         what += f" or null ({self.null})" if self.null else ""
-        return what + (
-            "; its range: the schedule library's, against the budget" if self.by_schedule else ""
-        )
+        if self.by_schedule and self.kind in ("number", "numbers"):
+            what += " (its range: the schedule library's, which checks it against the budget)"
+        return what
 
     def _options(self) -> str:
         """The choices as typed: ['bpe', 'unigram'], ['auto', true, false]."""
@@ -347,29 +347,29 @@ COMMON: dict[str, Rule] = {
     ),
     # the decay blocks: which parameters each decay takes is the schedule library's DECAY_PARAMS
     "task.schedule.exponential.gamma": number(
-        meaning="the factor on the LR per epoch from start_epoch on", by_schedule=True
+        None, meaning="the factor on the LR per epoch from start_epoch on", by_schedule=True
     ),
     "task.schedule.exponential.start_epoch": number(
-        meaning="the epoch the exponential decay starts at", by_schedule=True
+        None, meaning="the epoch the exponential decay starts at", by_schedule=True
     ),
     "task.schedule.exponential.staircase": boolean(
         meaning="true: the factor applies at whole epochs only (a step function)",
         by_schedule=True,
     ),
     "task.schedule.polynomial.power": number(
-        meaning="the exponent of the polynomial decay (1: linear)", by_schedule=True
+        None, meaning="the exponent of the polynomial decay (1: linear)", by_schedule=True
     ),
     "task.schedule.polynomial.end_factor": number(
-        meaning="the final LR as a fraction of the peak", by_schedule=True
+        None, meaning="the final LR as a fraction of the peak", by_schedule=True
     ),
     "task.schedule.cosine.end_factor": number(
-        meaning="the final LR as a fraction of the peak", by_schedule=True
+        None, meaning="the final LR as a fraction of the peak", by_schedule=True
     ),
     "task.schedule.multistep.milestones": numbers(
         meaning="the epochs at which the LR is multiplied by gamma", by_schedule=True
     ),
     "task.schedule.multistep.gamma": number(
-        meaning="the factor on the LR at each milestone", by_schedule=True
+        None, meaning="the factor on the LR at each milestone", by_schedule=True
     ),
     # the optimizer recipes, tuned at the base batch (policy.optimizer picks one)
     "task.sgd.base_lr": below_a_million(
