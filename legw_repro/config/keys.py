@@ -226,7 +226,7 @@ COMMON: dict[str, Rule] = {
         "exactly as a smaller one while the record names another",
     ),  # fmt: skip
     "data_dir": text(
-        meaning="the root with one folder per data set (ptb/, mnist/, multi30k/)",
+        meaning="the root of the data sets, one folder each (<data_dir>/<data set>/)",
         fingerprint=False,
     ),
     "device": choice(
