@@ -2,12 +2,13 @@
 
 `check_config` looks at the composed config as a whole: keys nobody reads (a typo such as
 `+batchsize=20`, answered with the closest known key), keys removed from it, every value against
-its rule (`legw_repro/config/keys.py`), then the combinations no single rule sees (a batch that does
-not split over the processes, bf16 without CUDA, a policy contradicting its own file; a task's
-own in `Task.check_config`, e.g. GNMT's tied embeddings). `legw_repro.config.spec.build_spec` calls it before reading the values into a
-`RunSpec`, and then checks the LR schedule as a whole. Data-dependent limits (a batch larger
-than the data set) are checked when the data is loaded, still before the first step
-(`legw_repro/train.py`).
+its declaration (`legw_repro/config/keys.py`, the one home of a key's type and range), then the
+combinations no single declaration sees (a batch that does not split over the processes, bf16
+without CUDA, a policy contradicting its own file; a task's own in `Task.check_config`, e.g.
+GNMT's tied embeddings). `legw_repro.config.spec.build_spec` calls it before reading the values
+into a `RunSpec`, and then checks the LR schedule as a whole. Data-dependent limits (a batch
+larger than the data set) are checked when the data is loaded, still before the first step
+(`check_task_data`, from legw_repro/run/lifecycle.py).
 """
 
 from __future__ import annotations
