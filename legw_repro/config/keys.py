@@ -393,7 +393,7 @@ COMMON: dict[str, Rule] = {
     ),
     "task.adam.eps": positive(meaning="Adam's epsilon", default=1e-8),
     "task.adam.betas": numbers(
-        0.0, 1.0, hi_open=True, length=2, meaning="Adam's (beta1, beta2)", default=[0.9, 0.999]
+        0.0, 1.0, hi_open=True, length=2, meaning="Adam's (beta1, beta2)", default=(0.9, 0.999)
     ),
 }
 

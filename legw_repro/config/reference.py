@@ -102,7 +102,11 @@ def coverage() -> tuple[list[str], list[str]]:
     for t, keys in seen.items():
         rules = COMMON | task_rules(t)
         undeclared |= {f"{k} (task={t})" for k in keys if k not in rules}
-        unused |= {f"{k} (task={t})" for k in task_rules(t) if k not in keys}
+        unused |= {
+            f"{k} (task={t})"
+            for k, r in task_rules(t).items()
+            if k not in keys and r.default is IN_CONFIGS
+        }
     everywhere = set.union(*seen.values())
     unused |= {k for k, r in COMMON.items() if k not in everywhere and r.default is IN_CONFIGS}
     return sorted(undeclared), sorted(unused)
@@ -132,7 +136,7 @@ def fmt(value: Any) -> str:
         text = "null"
     elif isinstance(value, bool):
         text = str(value).lower()
-    elif isinstance(value, list):
+    elif isinstance(value, list | tuple):
         text = "[" + ", ".join(fmt(v).strip("`") for v in value) + "]"
     else:
         text = str(value)

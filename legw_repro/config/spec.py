@@ -43,7 +43,7 @@ class OptimizerSpec:
     momentum: float = 0.0  # sgd only
     weight_decay: float = default("task.adam.weight_decay")
     clip: float | None = None  # gradient-norm clip; None: off (0 or null in the config)
-    betas: tuple[float, float] = tuple(default("task.adam.betas"))  # type: ignore[assignment]
+    betas: tuple[float, float] = default("task.adam.betas")
     eps: float = default("task.adam.eps")
 
 
