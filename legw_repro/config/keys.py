@@ -235,7 +235,7 @@ COMMON: dict[str, Rule] = {
         "cuda",
         meaning="where the run trains (auto: CUDA when there is one)",
         fingerprint=False,
-    ),  # fmt: skip
+    ),
     "precision": choice("fp32", "bf16", meaning="fp32, or bf16 autocast (CUDA only)"),
     "cuda_graphs": choice(
         "auto",
