@@ -28,12 +28,11 @@ from omegaconf import DictConfig
 
 from legw_repro.config.cli import check_overrides, fail
 from legw_repro.config.config_dir import CONFIGS
-from legw_repro.config.validate import ConfigError
 from legw_repro.loop.distributed import DistributedFault
 from legw_repro.run.lifecycle import run
 from legw_repro.run.preemption import Preempted, hand_over
 from legw_repro.run.runlock import EXIT_LOCKED, RunLocked
-from legw_repro.tasks.common.download import DataError
+from legw_repro.run.status import EXIT_REFUSED, Refused
 
 log = logging.getLogger("legw_repro.train")
 
@@ -52,8 +51,8 @@ def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
         if not multirun:
             fail(e, EXIT_LOCKED)
         log.error("%s", e)  # that run is another process's; the sweep goes on
-    except (ConfigError, DataError) as e:
-        fail(e, 2)
+    except Refused as e:
+        fail(e, EXIT_REFUSED)
     except DistributedFault as e:
         fail(e, 1)
     except Exception as e:

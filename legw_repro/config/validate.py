@@ -27,12 +27,13 @@ from omegaconf.errors import OmegaConfBaseException
 from legw_repro.config.config_dir import CONFIGS
 from legw_repro.config.fingerprint import flatten
 from legw_repro.config.keys import rules_for, show
+from legw_repro.run.status import Refused
 
 #: groups whose options are chosen by name on the command line (`task=ptb`)
 GROUPS = ("task", "policy", "scale", "task_scale", "experiment")
 
 
-class ConfigError(ValueError):
+class ConfigError(Refused):
     """A bad config value. The message names the key, the value, and the fix, on one line."""
 
 

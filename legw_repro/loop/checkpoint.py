@@ -18,14 +18,14 @@ from typing import Any
 
 import torch
 
-from legw_repro.config.validate import ConfigError
+from legw_repro.run.status import Refused
 
 log = logging.getLogger("legw_repro.loop.checkpoint")
 
 LAST, PREV = "last.pt", "prev.pt"
 
 
-class CheckpointError(ConfigError):
+class CheckpointError(Refused):
     """No checkpoint of a run directory can be resumed from. One line, naming the files."""
 
 

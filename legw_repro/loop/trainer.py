@@ -19,14 +19,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -40,6 +38,7 @@ from legw_repro.loop.distributed import DistInfo
 from legw_repro.loop.losslog import LossLog, sync_every
 from legw_repro.loop.nonfinite import NonFinite
 from legw_repro.loop.optim import build_optimizer
+from legw_repro.loop.rng import rng_state, seed_everything, set_rng_state
 from legw_repro.schedule import LEGWScheduler, schedule_summary
 
 if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
@@ -47,31 +46,6 @@ if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
     from legw_repro.tasks.base import Task
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _to(obj: Any, device: torch.device) -> Any:
@@ -176,7 +150,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Collective: every rank contributes its carry and RNG; rank 0 writes one file."""
         per_rank = distributed.all_gather_object(
-            {"carry": _to(self.carry, torch.device("cpu")), "rng": _rng_state()},
+            {"carry": _to(self.carry, torch.device("cpu")), "rng": rng_state()},
             self.dist.world_size,
         )
         if not self.dist.is_main or not self.record.enabled:
@@ -219,7 +193,7 @@ class Trainer:
         self.state = LoopState(**ckpt["loop"])
         mine = ckpt["per_rank"][self.dist.rank]
         self.carry = _to(mine["carry"], self.device)
-        _set_rng_state(mine["rng"])
+        set_rng_state(mine["rng"])
         return True
 
     # -- the loop ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
 from legw_repro.run.records import RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
+from legw_repro.run.status import Refused
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ def _as_config_errors() -> Iterator[None]:
     input found before training (a batch larger than the data set), so it ends as one."""
     try:
         yield
-    except ConfigError:
+    except Refused:
         raise
     except ValueError as e:
         raise ConfigError(" ".join(str(e).split())) from None

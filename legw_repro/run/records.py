@@ -19,15 +19,15 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from legw_repro.config.validate import ConfigError
 from legw_repro.run.filemode import chmod_like_new_file
+from legw_repro.run.status import Refused
 
 #: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
 #: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
 RECORD_VERSION = 2
 
 
-class RecordError(ConfigError):
+class RecordError(Refused):
     """A run directory that cannot be used as asked (another configuration, a finished result,
     a lost metrics file). One line that names the ways forward."""
 

@@ -30,6 +30,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from legw_repro.run.filemode import chmod_like_new_file
+from legw_repro.run.status import Refused
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -46,7 +47,7 @@ _CONNECT_TIMEOUT_S = 3.0
 _DOWNLOAD_TIMEOUT_S = 60.0
 
 
-class DataError(RuntimeError):
+class DataError(Refused):
     """A data file is missing, corrupt, or cannot be obtained. The message says how to fix it.
 
     `keep_lines`: the message is laid out on lines (one a missing file, the expected and actual
