@@ -19,7 +19,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings plan-ptb plan-mnist plan-gnmt bench clean-runs
+.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings plan-ptb plan-mnist plan-gnmt bench config-docs clean-runs
 
 help:
 	@echo "make help            this list (make with no target shows it too)"
@@ -46,6 +46,7 @@ help:
 	@echo "make findings        results/FINDINGS.md + the README summary: each claim decided (docs/verdicts.md)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
+	@echo "make config-docs     docs/config.md again from the key declarations and configs/ (ARGS=--check: is it current?)"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
 	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist/noise)"
 	@echo "make noise-ptb       the same for PTB (hours on a CPU: not committed)"
@@ -145,6 +146,11 @@ noise-ptb noise-mnist noise-gnmt: noise-%: $(STAMP)
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+# the config reference: every key's declaration (legw_repro/config/keys.py, tasks/<task>/keys.py)
+# and its defaults as the configs compose, per task x scale
+config-docs: $(STAMP)
+	$(BIN)/python -m legw_repro.config.reference $(ARGS)
 
 clean-runs:
 	rm -rf outputs multirun runs

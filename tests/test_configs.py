@@ -64,8 +64,9 @@ def _committed(experiment: str) -> Path:
 
 
 COMMITTED = [e for e in EXPERIMENTS if (_committed(e) / "records").is_dir()]
-# ptb_cpu's records name its schedule exponential(start_epoch=2), the config constant: the same
-# rates over its 3 epochs (configs/task_scale/ptb_cpu.yaml), so RESTORE retrains them
+# ptb_cpu's records name its schedule exponential(start_epoch=2, staircase), the config constant:
+# its first halving falls at epoch 3, the end, so the same rates over the 3 epochs; RESTORE
+# retrains them
 KNOWN_STALE = {"ptb_cpu": "records name the identical constant schedule as exponential(start 2)"}
 
 

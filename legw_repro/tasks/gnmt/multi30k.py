@@ -29,6 +29,7 @@ from pathlib import Path
 
 from legw_repro.run.filemode import chmod_like_new_file
 from legw_repro.tasks.common.download import DataError, FileSpec, ensure_files, resolve_data_dir
+from legw_repro.tasks.gnmt.keys import KEYS
 
 __all__ = [
     "LANGS",
@@ -162,16 +163,12 @@ class SubwordSettings:
     character_coverage: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.model_type not in ("bpe", "unigram"):
-            raise ValueError(
-                f"task.subword.model_type={self.model_type!r} is unknown; choose 'bpe' or 'unigram'"
-            )
-        if not 100 <= self.vocab_size <= 64_000:
-            raise ValueError(f"task.subword.vocab_size={self.vocab_size} must be in [100, 64000]")
-        if not 0.9 <= self.character_coverage <= 1.0:
-            raise ValueError(
-                f"task.subword.character_coverage={self.character_coverage} must be in [0.9, 1]"
-            )
+        """Checked against the keys' declarations (tasks/gnmt/keys.py), the one home of their
+        ranges: the settings are also built outside a run (tests, scripts)."""
+        for name, value in asdict(self).items():
+            err = KEYS[f"task.subword.{name}"].error(f"task.subword.{name}", value)
+            if err:
+                raise ValueError(err)
 
 
 def cache_key(train_checksums: Iterable[str], settings: SubwordSettings) -> str:

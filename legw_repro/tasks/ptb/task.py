@@ -38,11 +38,7 @@ class PTBTask(Task):
     def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
         super().__init__(cfg, dist)
         t = cfg.task
-        if t.model.size not in SIZES:
-            raise ValueError(
-                f"task.model.size={t.model.size!r} is unknown; choose one of {sorted(SIZES)}"
-            )
-        size = SIZES[t.model.size]
+        size = SIZES[t.model.size]  # each key checked by its declaration (keys.py)
         self.hidden = int(t.model.hidden or size.hidden)
         self.dropout = float(size.dropout if t.model.dropout is None else t.model.dropout)
         self.init_scale = float(t.model.init_scale or size.init_scale)
