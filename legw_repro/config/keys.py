@@ -57,6 +57,7 @@ class Rule:
     choices: tuple[Any, ...] = ()
     length: int | None = None  # numbers: exact list length
     inf: bool = False  # number: +inf allowed (e.g. "never")
+    forbid: str = ""  # text: characters refused, and with them spaces at either end
     hint: str = ""
 
     def describe(self) -> str:
@@ -66,6 +67,8 @@ class Rule:
             what = "true or false"
         elif self.kind == "text":
             what = "a non-empty string"
+            if self.forbid:
+                what += f" without spaces at its ends or any of {self.forbid}"
         elif self.kind == "texts":
             what = "a list of strings"
         elif self.kind == "numbers":
@@ -110,7 +113,9 @@ class Rule:
         if self.kind == "choice":  # by type too: true is not 1, 'true' is not true
             return any(type(v) is type(c) and v == c for c in self.choices)
         if self.kind == "text":
-            return isinstance(v, str) and v != ""
+            if not isinstance(v, str) or v == "":
+                return False
+            return not self.forbid or (v == v.strip() and not set(v) & set(self.forbid))
         if self.kind == "texts":
             return isinstance(v, list) and all(isinstance(x, str) for x in v)
         if self.kind == "numbers":
@@ -207,7 +212,8 @@ COMMON: dict[str, Rule] = {
     "wandb.entity": text("your default entity"),
     "wandb.group": text("<task>-<scale>"),
     "wandb.tags": Rule("texts"),
-    "wandb.run_id": text("derived from the run directory"),
+    # W&B refuses these at wandb.init, after the data is loaded (wandb_settings.validate_run_id)
+    "wandb.run_id": Rule("text", null="derived from the run directory", forbid=":;,#?/'"),
     "policy.name": TEXT,
     "policy.optimizer": choice(*OPTIMIZERS),
     "policy.rule": choice(*RULES),
