@@ -77,6 +77,7 @@ class Rule:
     choices: tuple[Any, ...] = ()
     length: int | None = None  # numbers: exact list length
     inf: bool = False  # number: +inf allowed (e.g. "never")
+    forbid: str = ""  # text: characters refused, and with them spaces at either end
     hint: str = ""
     #: False: the key cannot change a trained weight or a recorded metric (where the data and the
     #: output live, progress bars, how often checkpoints are written), so the fingerprint skips it
@@ -99,6 +100,8 @@ class Rule:
             what = "true or false"
         elif self.kind == "text":
             what = "a non-empty string"
+            if self.forbid:
+                what += f" without spaces at its ends or any of {self.forbid}"
         elif self.kind == "texts":
             what = "a list of strings"
         elif self.kind == "numbers":
@@ -146,7 +149,9 @@ class Rule:
         if self.kind == "choice":  # by type too: true is not 1, 'true' is not true
             return any(type(v) is type(c) and v == c for c in self.choices)
         if self.kind == "text":
-            return isinstance(v, str) and v != ""
+            if not isinstance(v, str) or v == "":
+                return False
+            return not self.forbid or (v == v.strip() and not set(v) & set(self.forbid))
         if self.kind == "texts":
             return isinstance(v, list) and all(isinstance(x, str) for x in v)
         if self.kind == "numbers":
@@ -306,6 +311,8 @@ COMMON: dict[str, Rule] = {
         meaning="the W&B run id, so that a resumed run continues its W&B run",
         fingerprint=False,
         default=None,
+        # W&B refuses these at wandb.init, after the data is loaded (validate_run_id)
+        forbid=":;,#?/'",
     ),
     "policy.name": text(meaning="the policy's name, in run paths and records"),
     "policy.optimizer": choice(

@@ -34,6 +34,7 @@ from legw_repro.config.spec import RunSpec
 from legw_repro.loop import checkpoint, distributed
 from legw_repro.loop.checkpoint import CheckpointMismatch
 from legw_repro.loop.cudagraph import CaptureFailed, GraphedStep
+from legw_repro.loop.diskfull import writing
 from legw_repro.loop.distributed import DistInfo
 from legw_repro.loop.losslog import LossLog, sync_every
 from legw_repro.loop.nonfinite import NonFinite
@@ -156,17 +157,16 @@ class Trainer:
         if not self.dist.is_main or not self.record.enabled:
             return
         self.record.flush()  # rows up to this step reach the disk before the checkpoint does
-        checkpoint.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "loop": self.state.__dict__,
-                "per_rank": per_rank,
-                "world_size": self.dist.world_size,
-            },
-            self.checkpoint_dir,
-        )
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loop": self.state.__dict__,
+            "per_rank": per_rank,
+            "world_size": self.dist.world_size,
+        }
+        with writing(self.checkpoint_dir / checkpoint.LAST):  # a full disk: one line, not torch's
+            checkpoint.save(state, self.checkpoint_dir)
         self._beat(force=True)
 
     def restore(self) -> int | None:

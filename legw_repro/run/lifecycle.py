@@ -24,6 +24,7 @@ from legw_repro.config.fingerprint import config_values, digest
 from legw_repro.config.spec import RunSpec, build_spec, record_fields
 from legw_repro.config.validate import ConfigError, check_task_data, task_class
 from legw_repro.loop import distributed
+from legw_repro.loop.diskfull import DiskFull, no_space
 from legw_repro.loop.distributed import DistInfo, DistributedFault
 from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
@@ -160,16 +161,26 @@ def _train(
 
 def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s: float) -> dict:
     """Train and write the final summary; a failure is recorded as "failed", then raised (a
-    collective that failed as DistributedFault, one line)."""
+    collective that failed as DistributedFault, a full disk as DiskFull: one line each)."""
     try:
         result = trainer.fit(resume=trainer.resumed_from is not None)
     except Exception as e:
         fault = distributed.fault_message(e, dist, timeout_s)
-        reason = fault or f"{type(e).__name__}: {e}"
+        full = e if isinstance(e, DiskFull) else None
+        if full is None and (cause := no_space(e)) is not None:  # a write no `writing` names
+            full = DiskFull(record.run_dir, cause)
+        reason = fault or (str(full) if full else f"{type(e).__name__}: {e}")
         final = trainer.final_metrics("failed")
-        _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+        try:
+            _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+        except DiskFull:
+            if full is None:
+                raise
+            # no room for the summary either: it stays "running" at the last heartbeat
         if fault:
             raise DistributedFault(fault) from e
+        if full is not None and full is not e:
+            raise full from e
         raise
     return _finish(record, {**base, **trainer.summary_fields()}, **result)
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from legw_repro.loop.diskfull import writing
 from legw_repro.run.filemode import chmod_like_new_file
 from legw_repro.run.status import Refused
 
@@ -37,18 +38,20 @@ def now_iso() -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        chmod_like_new_file(fd)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`path` replaced whole or not at all; a full disk raises DiskFull naming it."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            chmod_like_new_file(fd)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def finite_or_null(value: Any) -> Any:
@@ -159,7 +162,8 @@ class RunRecord:
     def log(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self._metrics.write(json_row(row) + "\n")
+        with writing(self.run_dir / "metrics.jsonl"):
+            self._metrics.write(json_row(row) + "\n")
         if self._wandb is not None:
             prefix = "train" if row.get("kind") == "train" else row.get("split", "eval")
             self._wandb.log(
@@ -169,7 +173,8 @@ class RunRecord:
 
     def flush(self) -> None:
         if self._metrics is not None:
-            self._metrics.flush()
+            with writing(self.run_dir / "metrics.jsonl"):
+                self._metrics.flush()
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if not self.enabled:
@@ -216,8 +221,9 @@ class RunRecord:
 
     def close(self) -> None:
         if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
+            metrics, self._metrics = self._metrics, None
+            with writing(self.run_dir / "metrics.jsonl"):
+                metrics.close()
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None

@@ -15,6 +15,9 @@ EXIT_PREEMPTED = 75
 #: another live process holds the run directory's lock (EX_CANTCREAT)
 EXIT_LOCKED = 73
 
+#: a write found the disk full (EX_IOERR); the last checkpoint is kept: free space, resume=true
+EXIT_NO_SPACE = 74
+
 #: refused before training: a bad input the user can fix (argparse's and Hydra's usage status)
 EXIT_REFUSED = 2
 

@@ -15,8 +15,10 @@ the host cannot be reached); then :class:`DataError` says exactly where to put t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shlex
 import socket
 import tempfile
 import threading
@@ -39,6 +41,7 @@ __all__ = [
     "ensure_files",
     "file_sha256",
     "resolve_data_dir",
+    "unreadable",
 ]
 
 DEFAULT_DATA_DIR = "./data"
@@ -114,8 +117,25 @@ def file_sha256(path: str | os.PathLike) -> str:
 # verification
 
 
+def unreadable(path: str | os.PathLike, e: OSError) -> DataError:
+    """A data file this process cannot read (mode 000, another user's file, a failing disk):
+    one line naming the file and the fix. The reader's own answer was a 31-line traceback."""
+    quoted = shlex.quote(str(path))
+    if e.errno in (errno.EACCES, errno.EPERM):
+        fix = f"make it readable by this user (chmod a+r {quoted})"
+    else:
+        fix = f"replace it (delete it, rm {quoted}, to download it again)"
+    return DataError(
+        f"{path}: cannot read this data file ({e.strerror or e}); {fix}, or choose another "
+        "data root with data_dir=..."
+    )
+
+
 def _verify(path: Path, spec: FileSpec) -> None:
-    actual = file_sha256(path)
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        raise unreadable(path, e) from e
     if actual != spec.sha256.lower():
         raise DataError(
             f"checksum mismatch for {path}:\n"

@@ -9,7 +9,7 @@ Subwords: one joint sentencepiece model (BPE by default) for both languages, lea
 *training* split only, so the same model serves en->de and de->en and embeddings can be shared.
 It is cached outside the data directory (which is read-only in CI), under a name derived from
 the training files' checksums and every training setting: change a setting and a new model is
-built; the build is deterministic (one thread, no sampling), so every rank and every machine
+built, and a cached file that does not load (cut, corrupt) is rebuilt with one warning; the build is deterministic (one thread, no sampling), so every rank and every machine
 gets the same bytes. sentencepiece decodes to plain text, so BLEU is computed on detokenized
 output against the raw references.
 """
@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -42,6 +43,8 @@ __all__ = [
     "load_multi30k",
     "load_subword_model",
 ]
+
+log = logging.getLogger(__name__)
 
 # a pinned commit of github.com/multi30k/dataset: the files there can never change under us
 _COMMIT = "a3d2e0d26b56f3846f66a952536ffed4e401d05a"
@@ -242,20 +245,36 @@ def cached_subword_model(
     folder: str,
     what: str,
 ):
-    """``<cache_dir>/<folder>/spm-<key>.model``, learned from ``sentences()`` only when absent.
+    """``<cache_dir>/<folder>/spm-<key>.model``, learned from ``sentences()`` only when absent
+    or unusable (corrupt, cut, another model: rebuilt with one warning).
     ``data_key`` identifies the training text (file checksums, a text digest) and ``folder``
     the data set, so two data sets never share a model file."""
+    path = resolve_cache_dir(cache_dir) / folder / f"spm-{cache_key(data_key, settings)}.model"
+    if path.is_file():
+        proc, why = _open_model(path, settings)
+        if proc is not None:
+            return proc
+        # derived data: a cut or foreign file (a full disk, a copy) is rebuilt, not fatal for
+        # every later run as it was (a sentencepiece RuntimeError without a hint)
+        log.warning("subword model cache %s is unusable (%s); rebuilding it", path, why)
+    _atomic_write_bytes(path, train_subword_model(sentences(), settings))
+    proc, why = _open_model(path, settings)
+    if proc is None:
+        raise DataError(f"{path}: the subword model of {what} just built is unusable ({why})")
+    return proc
+
+
+def _open_model(path: Path, settings: SubwordSettings) -> tuple[object | None, str]:
+    """(the loaded model, "") or (None, why it cannot serve `settings`)."""
     import sentencepiece as spm
 
-    path = resolve_cache_dir(cache_dir) / folder / f"spm-{cache_key(data_key, settings)}.model"
-    if not path.is_file():
-        _atomic_write_bytes(path, train_subword_model(sentences(), settings))
-    proc = spm.SentencePieceProcessor(model_file=str(path))
+    try:
+        proc = spm.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError) as e:
+        return None, " ".join(str(e).split()) or type(e).__name__
     if proc.get_piece_size() != settings.vocab_size or proc.pad_id() != PAD_ID:
-        raise DataError(
-            f"{path} is not the subword model of {what} with {settings}; delete it to rebuild it"
-        )
-    return proc
+        return None, f"{proc.get_piece_size()} pieces, pad id {proc.pad_id()}: not {settings}"
+    return proc, ""
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
