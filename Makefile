@@ -19,7 +19,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings plan-ptb plan-mnist plan-gnmt bench config-docs clean-runs
+.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings check-results plan-ptb plan-mnist plan-gnmt bench config-docs clean-runs
 
 help:
 	@echo "make help            this list (make with no target shows it too)"
@@ -44,6 +44,8 @@ help:
 	@echo "make analyze-mnist   the same for MNIST (results/mnist/cpu/records and its variants)"
 	@echo "make analyze-gnmt    the same for GNMT-lite (SCALE=paper: the results/gnmt/paper-* grids)"
 	@echo "make findings        results/FINDINGS.md + the README summary: each claim decided (docs/verdicts.md)"
+	@echo "make check-results   every committed table and figure made again from its records, compared byte for byte"
+	@echo "                     (ARGS=--write refreshes the committed ones; about 1 min)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
 	@echo "make config-docs     docs/config.md again from the key declarations and configs/ (ARGS=--check: is it current?)"
@@ -136,6 +138,11 @@ analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 # results/FINDINGS.md and the README's summary: each claim decided per grid (docs/verdicts.md)
 findings: $(STAMP)
 	$(BIN)/python -m legw_repro.analysis.findings
+
+# every committed table and figure regenerated from the committed records into a scratch
+# directory and compared byte for byte (legw_repro/analysis/regenerate.py)
+check-results: $(STAMP)
+	$(BIN)/python -m legw_repro.analysis.regenerate $(ARGS)
 
 # the gradient noise scale B_simple at every epoch of the task's base run (replayed with a
 # checkpoint per epoch in runs/noise/), into results/<task>-noise/; MNIST: ~6 min on one core

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[],
         metavar="NAME=RUNS_DIR",
         help="runs of a diagnostic variant (e.g. long=results/mnist/cpu-long/records) to set beside "
-        "the main grid at the same batch size: variants.csv, variants.png and a report section",
+        "the main grid at the same batch size: variants.csv, variants.svg and a report section",
     )
     p.add_argument(
         "--reference",

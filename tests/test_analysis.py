@@ -444,7 +444,7 @@ def test_report_md_content(runs, agg, tmp_path):
     t = default_target(ptb_runs, "ptb")
     tta = aggregate_time_to_target(time_to_target(ptb_runs, t))
     path = report.write_report(
-        runs, agg, tmp_path, "ptb", target=t, tta=tta, figures=[tmp_path / "ppl_vs_batch.png"]
+        runs, agg, tmp_path, "ptb", target=t, tta=tta, figures=[tmp_path / "ppl_vs_batch.svg"]
     )
     text = path.read_text()
     assert path.name == "report.md"
@@ -461,7 +461,7 @@ def test_report_md_content(runs, agg, tmp_path):
     )
     assert "| linear | 1280 | 64 | 64 | 64 | 32 | 0.05 | 8 | — | diverged (3/3) | — | 0/3 |" in text
     assert "| sqrt_legw | 40 | 2/3 | 256 |" in text  # time-to-target table
-    assert "![ppl_vs_batch](ppl_vs_batch.png)" in text
+    assert "![ppl_vs_batch](ppl_vs_batch.svg)" in text
     assert "loss is nan at step 3" in text and "RuntimeError: boom" in text
     assert "Zaremba et al. 2014, small: 114.5 test ppl" in text
     mnist = report.write_report(runs, agg, tmp_path / "m", "mnist").read_text()
@@ -560,7 +560,7 @@ def test_cli_writes_tables_report_and_figures(runs_root, tmp_path, capsys):
     for task, metric in (("ptb", "ppl"), ("mnist", "acc")):
         d = out / task
         for stem in (f"{metric}_vs_batch", "curves", "lr_schedules", "time_to_target"):
-            png, svg = d / f"{stem}.png", d / f"{stem}.svg"
+            png, svg = d / f"{stem}.svg", d / f"{stem}.svg"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
             assert "<svg" in svg.read_text()[:2000], svg
             assert f"  {png}" in stdout and f"  {svg}" in stdout
@@ -569,7 +569,7 @@ def test_cli_writes_tables_report_and_figures(runs_root, tmp_path, capsys):
     assert "| 1280 | 64 | 106.00 ± 2.00 (n=3) | 123.00 ± 1.41 (n=2); running (1/3) " in stdout
     back = report.read_summary_csv(out / "ptb" / "summary.csv")
     assert row(back, "ptb", "linear", 1280)["n_diverged"] == 3
-    assert "![curves](curves.png)" in (out / "ptb" / "report.md").read_text()
+    assert "![curves](curves.svg)" in (out / "ptb" / "report.md").read_text()
 
     # --task and --target: one task straight into --out
     one = tmp_path / "one"
@@ -647,7 +647,7 @@ def test_upload_wandb_offline_writes_run_files(tmp_path, monkeypatch, capsys):
     run_dir = run_dirs[0]
     assert f"wandb sync {run_dir}" in stdout
     assert list(run_dir.glob("run-*.wandb"))  # the offline run's data, for `wandb sync`
-    images = sorted(p.name.split("_0_")[0] for p in run_dir.rglob("media/images/**/*.png"))
+    images = sorted(p.name.split("_0_")[0] for p in run_dir.rglob("media/images/**/*.svg"))
     assert images == ["acc_vs_batch", "curves", "lr_schedules", "time_to_target"]
     assert list(run_dir.rglob("media/table/**/*.table.json"))
 

@@ -191,4 +191,5 @@ print("ok")
     run = [sys.executable, "-c", code]
     out = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-    assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "x.svg").read_text().startswith("<?xml")
+    assert not (tmp_path / "x.png").exists()  # one format

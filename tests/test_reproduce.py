@@ -65,7 +65,7 @@ def test_smoke_sweep_trains_compares_resumes_and_restores(tmp_path, shared_data_
     alias = json.loads((runs / "ptb/smoke/linear/b20-s0/summary.json").read_text())
     assert alias["policy"] == "linear" and alias["alias_of"].endswith("sqrt_legw/b20-s0")
     assert not (runs / "ptb/smoke/linear/b20-s0/checkpoints").exists()
-    for name in ("summary.csv", "ppl_vs_batch.png", "lr_schedules.png"):
+    for name in ("summary.csv", "ppl_vs_batch.svg", "lr_schedules.svg"):
         assert (out / name).is_file(), name
     assert len(list((out / "records").rglob("summary.json"))) == 4
     assert not list((out / "records").rglob("*.pt"))
