@@ -10,7 +10,7 @@ recorded as failed and the sweep moves on; a single run exits non-zero.
 Exit status: 0 completed, diverged or skipped; 1 failed (an exception, or a stalled or dead
 DDP rank); 2 refused before training (a bad value, a run directory holding another
 configuration or a finished result, no loadable checkpoint); 73 another process writes the
-run directory; 74 a write found the disk full (free space, then resume=true); 75 preempted,
+run directory (a sweep: after its other runs, naming each run it could not finish); 74 a write found the disk full (free space, then resume=true); 75 preempted,
 resume with resume=true; 128 + N killed by a second signal N.
 """
 
@@ -52,7 +52,9 @@ def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
     except RunLocked as e:
         if not multirun:
             fail(e, EXIT_LOCKED)
-        log.error("%s", e)  # that run is another process's; the sweep goes on
+        # not done: the sweep launches the rest, then ends with EXIT_LOCKED naming this run
+        # (hydra_plugins/legw_sweeper), never 0 for a run it did not finish
+        raise
     except Refused as e:
         fail(e, EXIT_REFUSED)
     except DistributedFault as e:
