@@ -100,7 +100,7 @@ class LegwSweeper(BasicSweeper):
         with _preemption_stops_the_sweep():
             for start in range(0, len(batch_overrides), size):
                 chunk = batch_overrides[start : start + size]
-                results = self.launcher.launch(chunk, initial_job_idx=start)
+                results = _launch_chunk(self.launcher, chunk, start)
                 for r in results:
                     value = r._return_value  # `return_value` raises a failure; a preemption
                     failed = type(value).__name__ if r.status == JobStatus.FAILED else ""
@@ -114,6 +114,23 @@ class LegwSweeper(BasicSweeper):
         if locked:
             _locked(locked)
         return returns
+
+
+def _launch_chunk(launcher: Any, chunk: list[list[str]], start: int) -> Any:
+    """One launch; a job that ended without a result (SIGKILL: OOM, a lost node, scancel) is
+    one line and status 75, not submitit's traceback: its run resumes from its checkpoint."""
+    try:
+        return launcher.launch(chunk, initial_job_idx=start)
+    except Exception as e:
+        if type(e).__name__ != "UncompletedJobError":
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.error(
+            "a job of this sweep ended without a result (killed: out of memory, a lost node, "
+            "scancel?): %s; relaunch the same command: its run resumes from its last checkpoint",
+            first,
+        )
+        raise SystemExit(EXIT_PREEMPTED) from None
 
 
 def _locked(messages: list[str]) -> None:
