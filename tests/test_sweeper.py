@@ -3,13 +3,14 @@ run held by another process each end the sweep with one line and a status a call
 
 from __future__ import annotations
 
+import importlib
 import logging
 
 import pytest
 from hydra.core.utils import JobReturn, JobStatus
 from submitit.core.utils import UncompletedJobError
 
-from hydra_plugins.legw_sweeper.legw_sweeper import LegwSweeper
+from hydra_plugins.legw_sweeper import legw_sweeper
 from legw_repro.run.runlock import RunLocked
 from legw_repro.run.status import EXIT_LOCKED, EXIT_PREEMPTED
 
@@ -25,8 +26,10 @@ class _Launcher:
         return [self.outcome(job) for job in chunk]
 
 
-def _sweeper(launcher) -> LegwSweeper:
-    sweeper = LegwSweeper(max_batch_size=1)
+def _sweeper(launcher):
+    # Hydra's plugin scan (any earlier compose in this process) imports its core plugins anew;
+    # the sweeper module is reloaded so that its base class is the one in use
+    sweeper = importlib.reload(legw_sweeper).LegwSweeper(max_batch_size=1)
     sweeper.launcher = launcher
     return sweeper
 

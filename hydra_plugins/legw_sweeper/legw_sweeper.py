@@ -146,13 +146,13 @@ def _locked(messages: list[str]) -> None:
 
 
 class _preemption_stops_the_sweep:  # noqa: N801 - used as a context manager
-    """SIGTERM/SIGUSR1 -> status 75 (main thread only; a run installs its own handler over this
+    """SIGTERM/SIGUSR1/SIGINT -> status 75 (main thread only; a run installs its own handler over this
     one and calls it after writing its checkpoint)."""
 
     def __enter__(self) -> None:
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGUSR1):
+            for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
                 self.previous[s] = signal.signal(s, _stop)
 
     def __exit__(self, *exc: object) -> None:
