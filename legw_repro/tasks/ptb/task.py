@@ -28,6 +28,16 @@ from legw_repro.tasks.ptb.keys import KEYS
 from legw_repro.tasks.ptb.model import SIZES, LSTMLanguageModel
 
 
+def perplexity(loss: float) -> float:
+    """exp(loss), the true value however large; inf only where a float cannot hold it (a loss
+    above ~709). It was capped at exp(50) without a word, so a record said 5.2e21 for a run
+    whose perplexity was far larger: a number that did not happen."""
+    try:
+        return math.exp(loss)
+    except OverflowError:
+        return math.inf
+
+
 class PTBTask(Task):
     metric = "ppl"
     higher_is_better = False
@@ -152,4 +162,4 @@ class PTBTask(Task):
             count += y.numel()
         model.train(was_training)
         loss = total / count
-        return {"loss": loss, "ppl": math.exp(min(loss, 50.0))}
+        return {"loss": loss, "ppl": perplexity(loss)}
