@@ -112,6 +112,21 @@ def test_no_loadable_checkpoint_is_one_line_naming_both(preempted, shared_data_d
 
 
 @pytest.mark.slow
+def test_a_checkpoint_of_another_run_is_refused(preempted, shared_data_dir):
+    # another seed's last.pt copied into a run was continued and recorded as this seed
+    last = preempted / "checkpoints" / "last.pt"
+    assert torch.load(last, weights_only=False)["fingerprint"] == summary(preempted)["fingerprint"]
+    for name in ("last.pt", "prev.pt"):
+        ckpt = torch.load(preempted / "checkpoints" / name, weights_only=False)
+        ckpt["fingerprint"] = "f" * 64  # as another run's checkpoint holds
+        torch.save(ckpt, preempted / "checkpoints" / name)
+    with pytest.raises(CheckpointError, match="belongs to another run") as e:
+        run(_cfg(shared_data_dir, "resume=true"), preempted)
+    assert "\n" not in str(e.value)
+    assert summary(preempted)["status"] == "preempted"  # the record is left as it was
+
+
+@pytest.mark.slow
 def test_deleted_metrics_is_refused_not_continued(preempted, shared_data_dir):
     (preempted / "metrics.jsonl").unlink()
     with pytest.raises(RecordError, match="metrics.jsonl is missing, but the checkpoint is at"):

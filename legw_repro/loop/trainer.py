@@ -101,8 +101,12 @@ class Trainer:
         *,
         progress: bool = True,
         cuda_graphs: bool | str = False,
+        fingerprint: str | None = None,
     ) -> None:
         self.spec = spec
+        #: the run's fingerprint (config/fingerprint.py): written into every checkpoint, and a
+        #: checkpoint holding another one is refused on resume (another seed's last.pt copied in)
+        self.fingerprint = fingerprint
         self.task = task
         self.dist = dist
         self.record = record
@@ -164,6 +168,7 @@ class Trainer:
             "loop": self.state.__dict__,
             "per_rank": per_rank,
             "world_size": self.dist.world_size,
+            "fingerprint": self.fingerprint,
         }
         with writing(self.checkpoint_dir / checkpoint.LAST):  # a full disk: one line, not torch's
             checkpoint.save(state, self.checkpoint_dir)
@@ -181,6 +186,13 @@ class Trainer:
         return self.state.step
 
     def _apply(self, ckpt: dict[str, Any]) -> None:
+        theirs = ckpt.get("fingerprint")  # None: written before checkpoints carried it
+        if theirs and self.fingerprint and theirs != self.fingerprint:
+            raise CheckpointMismatch(
+                f"the checkpoint in {self.checkpoint_dir} belongs to another run (fingerprint "
+                f"{theirs[:12]}, this run's {self.fingerprint[:12]}: another seed or recipe); "
+                "put back this run's checkpoint, or start over with overwrite=true"
+            )
         if ckpt["world_size"] != self.dist.world_size:
             raise CheckpointMismatch(
                 f"the checkpoint in {self.checkpoint_dir} was written with world_size="

@@ -116,6 +116,7 @@ def _train(
             record,
             progress=bool(cfg.progress),
             cuda_graphs=cfg.get("cuda_graphs", False),
+            fingerprint=fingerprint,
         )
     if action == "resume":
         trainer.restore()  # before the record is touched: a refusal leaves it as it was
