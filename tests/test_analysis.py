@@ -279,14 +279,19 @@ def test_collect_one_row_per_run_with_statuses_marked(runs):
         assert col in runs.columns
 
 
-def test_unreadable_summary_is_skipped_with_a_warning(tmp_path):
+@pytest.mark.parametrize("text", ['{"task": "mnist", "sta', "{}", "[]", ""])
+def test_an_unreadable_or_empty_summary_stops_the_analysis_naming_it(tmp_path, text):
+    # it was skipped with a warning (the report counted "3 completed" and showed the point as
+    # never run), and {} was called a v1 record to migrate
     build_mnist(tmp_path)
     bad = tmp_path / "broken"
     bad.mkdir()
-    (bad / "summary.json").write_text('{"task": "mnist", "sta')
-    with pytest.warns(UserWarning, match="unreadable summary"):
-        df = collect_runs([tmp_path])
-    assert len(df) == 16
+    (bad / "summary.json").write_text(text)
+    with pytest.raises(AnalysisError) as e:
+        collect_runs([tmp_path])
+    msg = str(e.value)
+    assert str(bad / "summary.json") in msg and "remove that run directory" in msg
+    assert "\n" not in msg and "v1" not in msg
 
 
 def test_load_metrics_tolerates_a_truncated_last_line(runs):
