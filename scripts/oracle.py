@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from legw_repro.run.records import read_summary
 from legw_repro.run.status import FINISHED
 from legw_repro.sweep.oracle import DEFAULT_EXPONENTS, Trial, best, multiplier, next_exponent
 
@@ -34,8 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_summary(run_dir) or {}
 
 
 def train(

@@ -89,3 +89,18 @@ def test_every_bad_input_error_is_one_refusal_type() -> None:
         assert issubclass(cls, Refused), cls
     for cls in (CheckpointError, RecordError, DataError):
         assert not issubclass(cls, ConfigError), f"{cls.__name__} couples its layer to config/"
+
+
+def test_the_run_record_files_are_named_in_one_module():
+    # the record format's one home is run/records.py (CONFIG, METRICS, SUMMARY, read_summary,
+    # read_rows): a file name spelled elsewhere is a second reader or writer of the format
+    names = {"summary.json", "metrics.jsonl", "config.yaml"}
+    home = PACKAGE / "run" / "records.py"
+    spelled = []
+    for path in _modules():
+        if path == home:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:
+                spelled.append(f"{_name(path)}:{node.lineno} {node.value}")
+    assert not spelled, spelled

@@ -21,6 +21,7 @@ import pandas as pd
 from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.frames import is_missing, sort_by_policy
 from legw_repro.analysis.metrics import METRICS, metric_info
+from legw_repro.run.records import SUMMARY
 
 STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "running")
 RECORD_VERSION = 2  # the run-record contract this module reads (docs/run-record.md)
@@ -39,12 +40,10 @@ def find_summaries(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Every ``summary.json`` under ``dirs`` (recursively; a dir may itself be a run dir)."""
     found: dict[Path, None] = {}
     for d in map(Path, dirs):
-        if d.is_file() and d.name == "summary.json":
+        if d.is_file() and d.name == SUMMARY:
             found[d.resolve()] = None
         elif d.is_dir():
-            found.update(
-                (p.resolve(), None) for p in sorted(d.rglob("summary.json")) if p.is_file()
-            )
+            found.update((p.resolve(), None) for p in sorted(d.rglob(SUMMARY)) if p.is_file())
     return list(found)
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.config.keys import Rule, rules_of
+from legw_repro.run.records import CONFIG
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -85,7 +86,7 @@ def digest(values: dict[str, Any]) -> str:
 def recorded_values(run_dir: Path) -> dict[str, Any] | None:
     """The fingerprinted keys of the config a run directory was started with (its config.yaml),
     or None when that file is missing or unreadable."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG
     try:
         return values_of(OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - missing, unreadable or not YAML: "unknown"

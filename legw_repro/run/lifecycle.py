@@ -28,7 +28,7 @@ from legw_repro.loop.diskfull import DiskFull, no_space
 from legw_repro.loop.distributed import DistInfo, DistributedFault
 from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
-from legw_repro.run.records import RunRecord, now_iso, read_summary
+from legw_repro.run.records import CONFIG, RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
 from legw_repro.run.status import Refused
 
@@ -62,7 +62,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             (previous or {}).get("status"),
             rundir.holds_record(run_dir),
             rundir.config_difference(run_dir, previous, values)
-            if previous or (run_dir / "config.yaml").is_file()
+            if previous or (run_dir / CONFIG).is_file()
             else [],
             resume=bool(cfg.resume),
             overwrite=bool(cfg.overwrite),
