@@ -123,6 +123,14 @@ def test_finished_run_is_skipped_only_with_the_same_fingerprint(finished, shared
 
 
 @pytest.mark.slow
+def test_a_finished_run_keeps_only_last_pt_by_default(finished_dir, shared_data_dir, tmp_path):
+    """checkpoint_keep=last (the default): prev.pt only guards a write that no longer comes."""
+    assert sorted(p.name for p in (finished_dir / "checkpoints").iterdir()) == ["last.pt"]
+    s = run(_cfg(shared_data_dir, "checkpoint_keep=none"), tmp_path / "none")
+    assert s["status"] == "completed" and not list((tmp_path / "none" / "checkpoints").iterdir())
+
+
+@pytest.mark.slow
 def test_a_finished_result_is_not_retrained_by_accident(finished, shared_data_dir):
     before = summary(finished)
     with pytest.raises(RecordError, match="already holds a completed run"):
