@@ -118,3 +118,22 @@ def prune(directory: Path, keep: str) -> list[str]:
             path.unlink()
             gone.append(name)
     return gone
+
+
+def check_owner(ckpt: dict[str, Any], fingerprint: str | None, where: Path) -> None:
+    """CheckpointMismatch unless the checkpoint names this run (`fingerprint`, the run's
+    config/fingerprint.py digest): another seed's last.pt copied in was continued and recorded
+    as this run; one that names no run cannot be shown to be this run's."""
+    theirs = ckpt.get("fingerprint")
+    if not fingerprint or theirs == fingerprint:
+        return
+    whose = (
+        f"belongs to another run (fingerprint {theirs[:12]}, this run's {fingerprint[:12]}: "
+        "another seed or recipe); put back this run's checkpoint"
+        if theirs
+        else "names no run (written before checkpoints carried their run's fingerprint), so it "
+        "cannot be shown to be this run's"
+    )
+    raise CheckpointMismatch(
+        f"the checkpoint in {where} {whose}; or start over with overwrite=true"
+    )
