@@ -11,6 +11,7 @@ signal) runs the real command line, in the slow suite.
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import shutil
 import signal
@@ -199,3 +200,51 @@ def test_cli_calls_an_earlier_handler_and_a_second_signal_exits_at_once(tmp_path
     assert (
         summary(tmp_path / "b")["status"] == "running"
     )  # gone at once, the lock with it: resumable
+
+
+# -- when the signal comes: every step, before the first step, Ctrl-C -------------------------
+@pytest.mark.slow
+def test_a_signal_stops_at_the_next_step_not_the_next_sync_window(tmp_path, shared_data_dir):
+    """The flag is polled every step in one process, also where losses are read only every
+    `sync_every` steps (a GPU): the bound from signal to checkpoint is one step."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("legw_repro.loop.trainer.sync_every", lambda device: 50)
+        signal_at(mp, 7, signal.SIGTERM)
+        with pytest.raises(Preempted) as e:
+            run(_cfg(shared_data_dir), tmp_path)
+    assert e.value.step == 7 and summary(tmp_path)["status"] == "preempted"
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["loop"]["step"] == 7
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_a_signal_while_the_data_loads_records_preempted(tmp_path, shared_data_dir, signum):
+    """Before the first step (data loading) the handler is already there: not killed with
+    128 + N and nothing recorded, but stopped at the first step, recorded, resumable."""
+    import legw_repro.run.lifecycle as lifecycle
+
+    real = lifecycle.check_task_data
+
+    def loading(*a, **k):
+        os.kill(os.getpid(), signum)
+        return real(*a, **k)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(lifecycle, "check_task_data", loading)
+        with pytest.raises(Preempted) as e:
+            run(_cfg(shared_data_dir), tmp_path)
+    assert e.value.signum == signum and e.value.step == 1
+    assert summary(tmp_path)["status"] == "preempted"
+    assert run(_cfg(shared_data_dir, "resume=true"), tmp_path)["status"] == "completed"
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_a_preemption_and_a_second_one_stops_at_once(tmp_path, shared_data_dir):
+    args = [*COMMON, f"data_dir={shared_data_dir}"]
+    res = fault_cli(*args, f"hydra.run.dir={tmp_path / 'a'}", step=5, action="SIGINT")
+    assert res.returncode == EXIT_PREEMPTED, res.stderr[-2000:]
+    assert "Traceback" not in res.stderr and "KeyboardInterrupt" not in res.stderr
+    assert summary(tmp_path / "a")["status"] == "preempted"
+    res = fault_cli(*args, f"hydra.run.dir={tmp_path / 'b'}", step=5, action="SIGINT,SIGINT")
+    assert res.returncode == 128 + signal.SIGINT and "second signal" in res.stderr

@@ -52,7 +52,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     spec = build_spec(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     run_dir = Path(run_dir)
     values = config_values(cfg)
-    with _writer(run_dir, int(os.environ.get("RANK", "0")) == 0):
+    # the signal handlers first: a signal while the data loads stops the run at its first step
+    with PreemptionGuard() as guard, _writer(run_dir, int(os.environ.get("RANK", "0")) == 0):
         previous = read_summary(run_dir)
         decision = rundir.decide(
             run_dir,
@@ -72,7 +73,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         started = (previous or {}).get("started_at") if decision.action == "resume" else None
         dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
         try:
-            return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action)
+            args = (spec, dist, run_dir, started, digest(values), decision.action)
+            return _train(cfg, *args, guard)
         finally:
             distributed.teardown()
 
@@ -97,6 +99,7 @@ def _train(
     started_at: str | None,
     fingerprint: str,
     action: str,
+    guard: PreemptionGuard,
 ) -> dict[str, Any]:
     from legw_repro.loop.trainer import Trainer
 
@@ -147,9 +150,8 @@ def _train(
         trainer.total_steps,
         f" | resumed at step {trainer.state.step}" if trainer.resumed_from else "",
     )
-    with PreemptionGuard() as guard:
-        trainer.preemption = guard
-        summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
+    trainer.preemption = guard
+    summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
     if summary["status"] == "preempted":
         raise guard.preempted(trainer.state.step, str(run_dir))
     if dist.is_main:

@@ -1,4 +1,4 @@
-"""Preemption: SIGTERM / SIGUSR1 stop a run at a step boundary with nothing lost.
+"""Preemption: SIGTERM / SIGUSR1 / SIGINT (Ctrl-C) stop a run at a step boundary with nothing lost.
 
 Why: clusters end jobs with a signal (SLURM sends SIGUSR1 with `--signal`, then SIGTERM), and a
 trainer that dies on it leaves no checkpoint for the steps since the last one and a summary that
@@ -7,12 +7,17 @@ it is in, writes a checkpoint and the summary with status "preempted" (and a hea
 then `hand_over` passes the baton:
 
 1. a Python-level handler installed for that signal before ours (submitit installs one to requeue
-   the job) is called with the signal, so the job is requeued as its launcher intended;
+   the job) is called with the signal, so the job is requeued as its launcher intended (not
+   Python's own SIGINT handler: it would raise KeyboardInterrupt after the record is written);
 2. otherwise a run inside a Hydra multirun raises `Preempted` (the launcher records the job as
    failed with that type; a relaunch with resume=true continues it);
 3. otherwise the process exits with status 75 (`EXIT_PREEMPTED`, EX_TEMPFAIL: "resume me").
 
-A second signal exits at once (status 128 + signal), for an operator who means it. Handlers can
+Ctrl-C (SIGINT) is a preemption too: the steps since the last checkpoint are kept and the run
+exits 75 like any resumable stop (not 130: the record says "preempted", and 75 is what scripts
+test for "resume me"). A second signal exits at once (status 128 + signal, 130 for a second
+Ctrl-C), for an operator who means it. The handler is installed when a run starts, before its
+data is loaded: a signal that arrives before the first step stops the run at that step. Handlers can
 only be installed from the main thread; elsewhere (a thread-pool launcher) signals keep their
 default action and the run is resumed from its last regular checkpoint.
 """
@@ -33,7 +38,7 @@ from legw_repro.run.status import EXIT_PREEMPTED
 log = logging.getLogger("legw_repro.run.preemption")
 
 #: exit status of a preempted single run: resume it with resume=true (EX_TEMPFAIL)
-SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1)
+SIGNALS: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 Handler = Callable[[int, FrameType | None], Any]
 
@@ -94,7 +99,7 @@ class PreemptionGuard:
 
 def hand_over(exc: Preempted, *, multirun: bool) -> NoReturn:
     """After the record is written: the earlier handler, else raise (multirun), else exit 75."""
-    if callable(exc.previous):
+    if callable(exc.previous) and exc.previous is not signal.default_int_handler:
         log.info("calling the handler installed before ours for %s", signal.Signals(exc.signum))
         exc.previous(exc.signum, None)
     if multirun:
