@@ -19,7 +19,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings plan-ptb plan-mnist plan-gnmt bench clean-runs
+.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings check-results plan-ptb plan-mnist plan-gnmt bench config-docs clean-runs
 
 help:
 	@echo "make help            this list (make with no target shows it too)"
@@ -35,19 +35,22 @@ help:
 	@echo "                     JOBS=2 runs side by side, RESTORE=1 restores the committed runs first,"
 	@echo "                     LAUNCHER=slurm_gpu etc. (configs/hydra/launcher/), SEEDS=0,1;"
 	@echo "                     runs in \$$LEGW_RUNS_DIR (default runs/), tables and figures in"
-	@echo "                     reproduced/<scale>/<task>; ends comparing with results/"
+	@echo "                     reproduced/<task>/<scale>; ends comparing with results/"
 	@echo "make plan-ptb        the runs, steps each and estimated wall time (calibrated here); trains nothing"
 	@echo "make plan-mnist      the same for MNIST"
 	@echo "make plan-gnmt       the same for GNMT-lite"
-	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/records,"
-	@echo "                     written to reproduced/<scale>/ptb (ARGS=--out=results/ptb rewrites the committed ones)"
-	@echo "make analyze-mnist   the same for MNIST (results/mnist/records and its variants)"
-	@echo "make analyze-gnmt    the same for GNMT-lite (SCALE=paper: the results/paper/gnmt-* grids)"
+	@echo "make analyze-ptb     tables + figures again from the committed records in results/ptb/cpu/records,"
+	@echo "                     written to reproduced/ptb/<scale> (ARGS=--out=results/ptb/cpu rewrites the committed ones)"
+	@echo "make analyze-mnist   the same for MNIST (results/mnist/cpu/records and its variants)"
+	@echo "make analyze-gnmt    the same for GNMT-lite (SCALE=paper: the results/gnmt/paper-* grids)"
 	@echo "make findings        results/FINDINGS.md + the README summary: each claim decided (docs/verdicts.md)"
+	@echo "make check-results   every committed table and figure made again from its records, compared byte for byte"
+	@echo "                     (ARGS=--write refreshes the committed ones; about 1 min)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
+	@echo "make config-docs     docs/config.md again from the key declarations and configs/ (ARGS=--check: is it current?)"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
-	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist-noise)"
+	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist/noise)"
 	@echo "make noise-ptb       the same for PTB (hours on a CPU: not committed)"
 	@echo "make noise-gnmt      the same for GNMT-lite (hours on a CPU: not committed)"
 	@echo "make clean-runs      delete the run directories outputs/, multirun/ and runs/ (not \$$LEGW_RUNS_DIR)"
@@ -117,7 +120,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 # train the sweep (a Hydra multirun of configs/experiment/<task>_<scale>.yaml and its variants),
-# then tables, figures and the comparison with the committed results (reproduced/<scale>/<task>)
+# then tables, figures and the comparison with the committed results (reproduced/<task>/<scale>)
 reproduce-ptb reproduce-mnist reproduce-gnmt: reproduce-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(RESTORE),--restore) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(ARGS)
 
@@ -126,7 +129,7 @@ plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) --dry-run $(ARGS)
 
 # regenerate tables and figures from the committed (thinned) run records, into
-# reproduced/<scale>/<task> (ARGS=--out=results/<task> rewrites the committed ones)
+# reproduced/<task>/<scale> (ARGS=--out=results/<task>/<scale> rewrites the committed ones)
 # (a static pattern rule: make skips implicit-rule search for .PHONY targets)
 analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --analyze-only $(ARGS)
@@ -135,6 +138,11 @@ analyze-ptb analyze-mnist analyze-gnmt: analyze-%: $(STAMP)
 # results/FINDINGS.md and the README's summary: each claim decided per grid (docs/verdicts.md)
 findings: $(STAMP)
 	$(BIN)/python -m legw_repro.analysis.findings
+
+# every committed table and figure regenerated from the committed records into a scratch
+# directory and compared byte for byte (legw_repro/analysis/regenerate.py)
+check-results: $(STAMP)
+	$(BIN)/python -m legw_repro.analysis.regenerate $(ARGS)
 
 # the gradient noise scale B_simple at every epoch of the task's base run (replayed with a
 # checkpoint per epoch in runs/noise/), into results/<task>-noise/; MNIST: ~6 min on one core
@@ -145,6 +153,11 @@ noise-ptb noise-mnist noise-gnmt: noise-%: $(STAMP)
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+# the config reference: every key's declaration (legw_repro/config/keys.py, tasks/<task>/keys.py)
+# and its defaults as the configs compose, per task x scale
+config-docs: $(STAMP)
+	$(BIN)/python -m legw_repro.config.reference $(ARGS)
 
 clean-runs:
 	rm -rf outputs multirun runs

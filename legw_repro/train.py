@@ -10,7 +10,8 @@ recorded as failed and the sweep moves on; a single run exits non-zero.
 Exit status: 0 completed, diverged or skipped; 1 failed (an exception, or a stalled or dead
 DDP rank); 2 refused before training (a bad value, a run directory holding another
 configuration or a finished result, no loadable checkpoint); 73 another process writes the
-run directory; 75 preempted, resume with resume=true; 128 + N killed by a second signal N.
+run directory (a sweep: after its other runs, naming each run it could not finish); 74 a write found the disk full (free space, then resume=true); 75 preempted,
+resume with resume=true; 128 + N killed by a second signal N.
 """
 
 from __future__ import annotations
@@ -28,12 +29,12 @@ from omegaconf import DictConfig
 
 from legw_repro.config.cli import check_overrides, fail
 from legw_repro.config.config_dir import CONFIGS
-from legw_repro.config.validate import ConfigError
+from legw_repro.loop.diskfull import DiskFull
 from legw_repro.loop.distributed import DistributedFault
 from legw_repro.run.lifecycle import run
 from legw_repro.run.preemption import Preempted, hand_over
 from legw_repro.run.runlock import EXIT_LOCKED, RunLocked
-from legw_repro.tasks.common.download import DataError
+from legw_repro.run.status import EXIT_NO_SPACE, EXIT_REFUSED, Refused
 
 log = logging.getLogger("legw_repro.train")
 
@@ -51,11 +52,15 @@ def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
     except RunLocked as e:
         if not multirun:
             fail(e, EXIT_LOCKED)
-        log.error("%s", e)  # that run is another process's; the sweep goes on
-    except (ConfigError, DataError) as e:
-        fail(e, 2)
+        # not done: the sweep launches the rest, then ends with EXIT_LOCKED naming this run
+        # (hydra_plugins/legw_sweeper), never 0 for a run it did not finish
+        raise
+    except Refused as e:
+        fail(e, EXIT_REFUSED)
     except DistributedFault as e:
         fail(e, 1)
+    except DiskFull as e:  # in a sweep too: the next run would find the same full disk
+        fail(e, EXIT_NO_SPACE)
     except Exception as e:
         if not multirun:
             raise

@@ -214,7 +214,7 @@ do_stage() {
           --sharing time-slice,mps --window-s 6
       fi ;;
     grid)
-      # the PTB grid: committed points restored (results/<scale>/ptb/records), the rest trained
+      # the PTB grid: committed points restored (results/ptb/<scale>/records), the rest trained
       # with CUDA graphs; PTB_SEEDS, PTB_POLICIES narrow it (default: seed 0, every policy);
       # GRID_SHARING=mps|time-slice (default: the best of the sweep-rate measurement, if made)
       local jobs=${GRID_JOBS:-$(best_jobs)} narrow=() mps=0
@@ -238,7 +238,7 @@ do_stage() {
         'hydra.sweep.subdir=adam-${task.adam.base_lr}-b${batch_size}-s${seed}'
       adam_choice | tee -a "$LOG" ;;
     gnmt-base)
-      # base-recipe runs at batch 128 (results/gnmt-tuning/README.md steps 6-7: 20 epochs at dropout 0.2
+      # base-recipe runs at batch 128 (results/gnmt/tuning/README.md steps 6-7: 20 epochs at dropout 0.2
       # over-fit; 512 units at dropout 0.4 reached 36.5-36.8 BLEU in session 10)
       # GNMT_BASE_SWEEP: other Hydra sweep overrides, space-separated; the run dirs name the rate,
       # epochs, vocabulary, width, dropout and seed, so any of those may be swept

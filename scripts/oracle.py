@@ -7,7 +7,7 @@
 Stage 1, search (seed 0): at each batch size, ``policy=tuned`` (sqrt-LEGW's warmup, peak LR
 times ``2**e``) for e = -2..2, widened by a factor of 2 while the best sits at an edge
 (legw_repro/sweep/oracle.py). Runs go to ``<runs>/<task>/<scale>-oracle/x<mult>/b<B>-s0`` and the
-grid to ``results/<task>-oracle/search.csv``. The choice reads the VALIDATION metric only.
+grid to ``results/<task>/<scale>[-<variant>]-oracle/search.csv``. The choice reads the VALIDATION metric only.
 Stage 2: the winner at every seed, as ``<runs>/<task>/<scale>/tuned/b<B>-s<seed>`` (seed 0 is
 the search run itself, copied), so the task's analysis draws ``tuned`` beside the other
 policies. Relaunching skips finished runs (resume=true). Runs are sequential: the search at a
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import shutil
 import subprocess
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from legw_repro.run.records import read_summary
 from legw_repro.run.status import FINISHED
 from legw_repro.sweep.oracle import DEFAULT_EXPONENTS, Trial, best, multiplier, next_exponent
 
@@ -34,8 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def summary(run_dir: Path) -> dict:
-    path = run_dir / "summary.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_summary(run_dir) or {}
 
 
 def train(
@@ -163,9 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(args.runs_dir) / args.task / f"{scale_dir(args)}-oracle"
     chosen: dict[int, int | None] = {b: search(args, root, b) for b in batches}
     if not args.dry_run:
-        results = REPO / "results" / ("smoke" if args.scale == "smoke" else "")
-        name = f"{args.task}-{args.variant}-oracle" if args.variant else f"{args.task}-oracle"
-        write_search_table(root, batches, results / name / "search.csv")
+        name = f"{args.scale}-{args.variant}-oracle" if args.variant else f"{args.scale}-oracle"
+        write_search_table(root, batches, REPO / "results" / args.task / name / "search.csv")
     for batch, e in chosen.items():
         if e is None:
             if not args.dry_run:

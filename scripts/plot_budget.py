@@ -2,15 +2,15 @@
 """Is it the batch or the steps? The headline metric of the same policies at two epoch budgets,
 drawn against the batch size and against the optimizer steps each run takes.
 
-The figure of results/mnist-budget40/README.md ("When does LEGW hold?"): MNIST under the `shifted` hand-over at the
-10-epoch budget (results/mnist-shifted) and at an equal 40 epochs for every batch size
-(results/mnist-budget40). If a policy's loss at a large batch is a matter of too few steps, its
+The figure of results/mnist/cpu-budget40/README.md ("When does LEGW hold?"): MNIST under the `shifted` hand-over at the
+10-epoch budget (results/mnist/cpu-shifted) and at an equal 40 epochs for every batch size
+(results/mnist/cpu-budget40). If a policy's loss at a large batch is a matter of too few steps, its
 points at the two budgets fall on one curve in the right panel (same steps, same accuracy,
 whatever the batch); if the batch itself costs accuracy, the 40-epoch points lie below the
 10-epoch points of the smaller batch with as many steps. The grey band is the base batch's seed
 spread (mean +- 2 std over its seeds, from --band), the yardstick "holds accuracy" is read against.
 
-    python scripts/plot_budget.py     # writes results/mnist-budget40/budget.{png,svg,md}
+    python scripts/plot_budget.py     # writes results/mnist/cpu-budget40/budget.{png,svg,md}
     python scripts/plot_budget.py --setting 10=DIR --setting 40=DIR --out DIR --task mnist
 """
 
@@ -33,8 +33,8 @@ from legw_repro.analysis.report import format_cell, md_table
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS = {
-    "10 epochs": REPO / "results/mnist-shifted/records",
-    "40 epochs": REPO / "results/mnist-budget40/records",
+    "10 epochs": REPO / "results/mnist/cpu-shifted/records",
+    "40 epochs": REPO / "results/mnist/cpu-budget40/records",
 }
 POLICIES = ("sqrt_legw", "sqrt", "linear")
 LINESTYLES = ("-", "--", ":", "-.")
@@ -123,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="LABEL=RECORDS_DIR (repeatable; default: MNIST shifted at 10 and 40 epochs)",
     )
-    ap.add_argument("--band", type=Path, default=REPO / "results/mnist/records")
-    ap.add_argument("--out", type=Path, default=REPO / "results/mnist-budget40")
+    ap.add_argument("--band", type=Path, default=REPO / "results/mnist/cpu/records")
+    ap.add_argument("--out", type=Path, default=REPO / "results/mnist/cpu-budget40")
     ap.add_argument("--task", default="mnist")
     args = ap.parse_args(argv)
     settings = dict(s.split("=", 1) for s in args.setting) if args.setting else SETTINGS

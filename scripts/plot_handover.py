@@ -7,7 +7,7 @@ they differ: ``product`` tops out at half its peak, ``absolute`` drops at the wa
 ``shifted`` reaches the peak and decays over the remaining epochs. The legend gives each
 curve's highest and mean LR (``schedule_summary``).
 
-    python scripts/plot_handover.py            # writes results/schedules/handover.png
+    python scripts/plot_handover.py            # writes results/schedules/handover.svg
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from legw_repro.analysis.figure import save_svg
 from legw_repro.schedule import HANDOVERS, ScheduleSpec, learning_rate, schedule_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -59,10 +60,8 @@ def draw(ks: tuple[int, ...] = (1, 64)) -> Figure:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", default=str(REPO / "results" / "schedules" / "handover.png"))
-    out = Path(ap.parse_args().out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    draw().savefig(out, dpi=110, metadata={"Software": None})
+    ap.add_argument("--out", default=str(REPO / "results" / "schedules" / "handover.svg"))
+    out = save_svg(draw(), ap.parse_args().out)
     print(f"wrote {out}")
 
 

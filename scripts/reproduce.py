@@ -9,15 +9,14 @@ variants, configs/experiment/<task>_<scale>/<variant>.yaml), launched as
 Hydra launcher (--launcher, or joblib with --jobs > 1). A relaunch skips the finished runs and
 resumes the interrupted ones (legw_repro/sweep/plan.py, hydra_plugins/legw_sweeper). Then the run
 records are copied, thinned, to <out>/records, the analysis writes tables and figures to <out>
-(default reproduced/<scale>/<task>), and its report ends with the comparison against the
-committed reference records (results/<task>/records; results/smoke/<task>/records at smoke
-scale), also printed.
+(default reproduced/<task>/<scale>), and its report ends with the comparison against the
+committed reference records (results/<task>/<scale>/records), also printed.
 
     --dry-run       the plan: runs, steps each, wall time from a calibration (make plan-<task>)
     --restore       first copy the committed finished runs into the run dirs (RESTORE=1)
     --analyze-only  tables and figures again from the committed records (make analyze-<task>),
-                    written to reproduced/<scale>/<task> unless --out says otherwise
-                    (--out results/<task> redraws the committed ones)
+                    written to reproduced/<task>/<scale> unless --out says otherwise
+                    (--out results/<task>/<scale> redraws the committed ones)
     --train-only    train and export the records, skip the analysis (a cluster's login node;
                     the same command without it then trains nothing and analyses)
 """
@@ -54,8 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     ap.add_argument(
         "--out",
-        help="tables, figures, records (default reproduced/<scale>/<task>, also with "
-        "--analyze-only: only an explicit --out results/<task> rewrites the committed ones)",
+        help="tables, figures, records (default reproduced/<task>/<scale>, also with "
+        "--analyze-only: only an explicit --out results/<task>/<scale> rewrites the committed ones)",
     )
     ap.add_argument("--reference", help="committed results to compare with (default: results/)")
     ap.add_argument("--jobs", type=int, default=1, help="runs side by side (joblib launcher)")
@@ -147,13 +146,11 @@ def _named(found: dict[str, str], wanted: list[str], where: str) -> dict[str, st
 
 
 def reference_root(args: argparse.Namespace, scale: str, grids: list[str]) -> Path:
-    """The committed results to compare with: results/<scale>/<task> where it or one of its
-    variants has records (smoke; paper, whose committed GNMT grids are variants only), else
-    results/<task> (the scale the repository's results were made at)."""
+    """The committed results to compare with: results/<task>/<scale>, whose variants lie beside
+    it as results/<task>/<scale>-<variant> (paper's committed GNMT grids are variants only)."""
     if args.reference:
         return Path(args.reference)
-    scaled = REPO / "results" / scale / args.task
-    return scaled if has_records(scaled, grids) else REPO / "results" / args.task
+    return REPO / "results" / args.task / scale
 
 
 def narrowing(points: list[Point]) -> list[str]:
@@ -241,7 +238,7 @@ def analyze(src: Path, out: Path, task: str, grids: list[str], reference: Path |
         records = results_dir(src, variant) / "records"
         if not records.is_dir():
             continue
-        cmd = [sys.executable, "-m", "legw_repro.analyze", _rel(records)]
+        cmd = [sys.executable, "-m", "legw_repro.analysis", _rel(records)]
         cmd += ["--out", _rel(results_dir(out, variant)), "--task", task]
         ref = results_dir(reference, variant) / "records" if reference else None
         if ref is not None and ref.is_dir() and ref.resolve() != records.resolve():
@@ -257,7 +254,7 @@ def analyze(src: Path, out: Path, task: str, grids: list[str], reference: Path |
 
 def analyze_committed(ref: Path, out: Path, task: str, grids: list[str]) -> int:
     """The committed records analysed again, into `out`: the committed tables and figures
-    beside the records change only when `out` names them (--out results/<task>)."""
+    beside the records change only when `out` names them (--out results/<task>/<scale>)."""
     if not has_records(ref, grids):
         print(f"error: no committed records in {ref / 'records'}", file=sys.stderr)
         return 2
@@ -278,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     ref = reference_root(args, scale, list(found))
-    out = Path(args.out) if args.out else REPO / "reproduced" / scale / args.task
+    out = Path(args.out) if args.out else REPO / "reproduced" / args.task / scale
     if args.analyze_only:
         return analyze_committed(ref, out, args.task, list(found))
     if args.dry_run:

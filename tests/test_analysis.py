@@ -19,11 +19,11 @@ import pytest
 
 from legw_repro.analysis import AnalysisError, collect, report, wandb_io
 from legw_repro.analysis.aggregate import AGG_COLUMNS, aggregate
+from legw_repro.analysis.cli import main
 from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.history import load_metrics
 from legw_repro.analysis.references import references_for
 from legw_repro.analysis.target import aggregate_time_to_target, default_target, time_to_target
-from legw_repro.analyze import main
 
 # --------------------------------------------------------------------------- synthetic runs
 
@@ -279,14 +279,19 @@ def test_collect_one_row_per_run_with_statuses_marked(runs):
         assert col in runs.columns
 
 
-def test_unreadable_summary_is_skipped_with_a_warning(tmp_path):
+@pytest.mark.parametrize("text", ['{"task": "mnist", "sta', "{}", "[]", ""])
+def test_an_unreadable_or_empty_summary_stops_the_analysis_naming_it(tmp_path, text):
+    # it was skipped with a warning (the report counted "3 completed" and showed the point as
+    # never run), and {} was called a v1 record to migrate
     build_mnist(tmp_path)
     bad = tmp_path / "broken"
     bad.mkdir()
-    (bad / "summary.json").write_text('{"task": "mnist", "sta')
-    with pytest.warns(UserWarning, match="unreadable summary"):
-        df = collect_runs([tmp_path])
-    assert len(df) == 16
+    (bad / "summary.json").write_text(text)
+    with pytest.raises(AnalysisError) as e:
+        collect_runs([tmp_path])
+    msg = str(e.value)
+    assert str(bad / "summary.json") in msg and "remove that run directory" in msg
+    assert "\n" not in msg and "v1" not in msg
 
 
 def test_load_metrics_tolerates_a_truncated_last_line(runs):
@@ -444,7 +449,7 @@ def test_report_md_content(runs, agg, tmp_path):
     t = default_target(ptb_runs, "ptb")
     tta = aggregate_time_to_target(time_to_target(ptb_runs, t))
     path = report.write_report(
-        runs, agg, tmp_path, "ptb", target=t, tta=tta, figures=[tmp_path / "ppl_vs_batch.png"]
+        runs, agg, tmp_path, "ptb", target=t, tta=tta, figures=[tmp_path / "ppl_vs_batch.svg"]
     )
     text = path.read_text()
     assert path.name == "report.md"
@@ -461,7 +466,7 @@ def test_report_md_content(runs, agg, tmp_path):
     )
     assert "| linear | 1280 | 64 | 64 | 64 | 32 | 0.05 | 8 | — | diverged (3/3) | — | 0/3 |" in text
     assert "| sqrt_legw | 40 | 2/3 | 256 |" in text  # time-to-target table
-    assert "![ppl_vs_batch](ppl_vs_batch.png)" in text
+    assert "![ppl_vs_batch](ppl_vs_batch.svg)" in text
     assert "loss is nan at step 3" in text and "RuntimeError: boom" in text
     assert "Zaremba et al. 2014, small: 114.5 test ppl" in text
     mnist = report.write_report(runs, agg, tmp_path / "m", "mnist").read_text()
@@ -560,16 +565,16 @@ def test_cli_writes_tables_report_and_figures(runs_root, tmp_path, capsys):
     for task, metric in (("ptb", "ppl"), ("mnist", "acc")):
         d = out / task
         for stem in (f"{metric}_vs_batch", "curves", "lr_schedules", "time_to_target"):
-            png, svg = d / f"{stem}.png", d / f"{stem}.svg"
-            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+            svg = d / f"{stem}.svg"
             assert "<svg" in svg.read_text()[:2000], svg
-            assert f"  {png}" in stdout and f"  {svg}" in stdout
+            assert not (d / f"{stem}.png").exists()  # one format
+            assert f"  {svg}" in stdout
         assert (d / "summary.csv").is_file() and (d / "report.md").is_file()
         assert f"  {d / 'report.md'}" in stdout
     assert "| 1280 | 64 | 106.00 ± 2.00 (n=3) | 123.00 ± 1.41 (n=2); running (1/3) " in stdout
     back = report.read_summary_csv(out / "ptb" / "summary.csv")
     assert row(back, "ptb", "linear", 1280)["n_diverged"] == 3
-    assert "![curves](curves.png)" in (out / "ptb" / "report.md").read_text()
+    assert "![curves](curves.svg)" in (out / "ptb" / "report.md").read_text()
 
     # --task and --target: one task straight into --out
     one = tmp_path / "one"
@@ -647,7 +652,8 @@ def test_upload_wandb_offline_writes_run_files(tmp_path, monkeypatch, capsys):
     run_dir = run_dirs[0]
     assert f"wandb sync {run_dir}" in stdout
     assert list(run_dir.glob("run-*.wandb"))  # the offline run's data, for `wandb sync`
-    images = sorted(p.name.split("_0_")[0] for p in run_dir.rglob("media/images/**/*.png"))
+    # the SVG figures as HTML media (W&B's images are raster only)
+    images = sorted(p.name.split("_0_")[0] for p in run_dir.rglob("media/html/**/*.html"))
     assert images == ["acc_vs_batch", "curves", "lr_schedules", "time_to_target"]
     assert list(run_dir.rglob("media/table/**/*.table.json"))
 
@@ -687,8 +693,8 @@ def test_accuracy_axis_is_log_error_when_a_policy_collapses(tmp_path):
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = (  # SGD with clipping (PTB), Adam without (MNIST, clipping off)
-    REPO / "results/ptb/records/sqrt_legw/b1280-s0",
-    REPO / "results/mnist-noclip/records/adam/b8192-s0",
+    REPO / "results/ptb/cpu/records/sqrt_legw/b1280-s0",
+    REPO / "results/mnist/cpu-noclip/records/adam/b8192-s0",
 )
 
 
@@ -741,7 +747,7 @@ def test_time_to_target_wall_time_axis_has_tick_labels(task):
     from legw_repro.analysis.history import load_all_metrics
     from legw_repro.analysis.plots import plot_time_to_target
 
-    runs = collect_runs([REPO / "results" / task / "records"])
+    runs = collect_runs([REPO / "results" / task / "cpu" / "records"])
     target = default_target(runs, task)
     tta = aggregate_time_to_target(time_to_target(runs, target, load_all_metrics(runs)))
     fig = plot_time_to_target(runs, tta, target, task)

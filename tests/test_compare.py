@@ -36,7 +36,7 @@ def test_one_seed_perplexity_within_the_stated_run_to_run_tolerance():
     assert table.loc[20, "tolerance"] == pytest.approx(0.02 * 144.6)
     assert table.loc[20, "agrees"] and "one reference seed" in table.loc[20, "basis"]
     assert not table.loc[1280, "agrees"]  # 6.7% apart
-    text = comparison_markdown(compare(fresh, ref), "ppl", "results/ptb/records")
+    text = comparison_markdown(compare(fresh, ref), "ppl", "results/ptb/cpu/records")
     assert "| sqrt_legw | 20 | 1 | 143.00 | 144.60 | -1.60 | ±2.89 | yes |" in text
     assert "| **no** |" in text and "**1 of 2 points agree**" in text
 
@@ -62,7 +62,7 @@ def test_several_reference_seeds_set_the_tolerance_from_their_spread():
     # sigma 0.001 is below the 0.5-point floor; 1.6 points off is outside it
     assert table.loc["adam", "tolerance"] == pytest.approx(0.005)
     assert not table.loc["adam", "agrees"]
-    text = comparison_markdown(compare(fresh, ref), "acc", "results/mnist/records")
+    text = comparison_markdown(compare(fresh, ref), "acc", "results/mnist/cpu/records")
     assert "| adam | 128 | 3 | 97.50% | 99.10% | -1.60 pt | ±0.50 | **no** |" in text
 
 

@@ -57,17 +57,16 @@ def test_every_sweep_point_validates(experiment: str):
 
 
 def _committed(experiment: str) -> Path:
-    """Where a grid's records are committed: results/<task>[-<variant>] for the cpu scale (the
-    repository's own), results/<scale>/<task>[-<variant>] for the others."""
+    """Where a grid's records are committed: results/<task>/<scale>[-<variant>]."""
     grid, _, variant = experiment.partition("/")
     task, scale = grid.rsplit("_", 1)
-    root = REPO / "results" if scale == "cpu" else REPO / "results" / scale
-    return results_dir(root / task, variant)
+    return results_dir(REPO / "results" / task / scale, variant)
 
 
 COMMITTED = [e for e in EXPERIMENTS if (_committed(e) / "records").is_dir()]
-# ptb_cpu's records name its schedule exponential(start_epoch=2), the config constant: the same
-# rates over its 3 epochs (configs/task_scale/ptb_cpu.yaml), so RESTORE retrains them
+# ptb_cpu's records name its schedule exponential(start_epoch=2, staircase), the config constant:
+# its first halving falls at epoch 3, the end, so the same rates over the 3 epochs; RESTORE
+# retrains them
 KNOWN_STALE = {"ptb_cpu": "records name the identical constant schedule as exponential(start 2)"}
 
 

@@ -93,6 +93,26 @@ def test_subword_model_is_deterministic_cached_and_keyed(tmp_path, shared_data_d
     assert len(list((tmp_path / "a" / "multi30k").glob("spm-*.model"))) == 2
 
 
+@pytest.mark.parametrize("damage", ["cut", "garbage", "another model"])
+def test_unusable_cached_subword_model_is_rebuilt(tmp_path, shared_data_dir, caplog, damage):
+    """A corrupt cache file was a sentencepiece RuntimeError in every later GNMT run."""
+    m30k.load_subword_model(shared_data_dir, SMALL_VOCAB, tmp_path)
+    (path,) = (tmp_path / "multi30k").glob("spm-*.model")
+    good = path.read_bytes()
+    if damage == "another model":  # a model of other settings under this key (a copy)
+        m30k.load_subword_model(shared_data_dir, m30k.SubwordSettings(vocab_size=1200), tmp_path)
+        (other,) = set((tmp_path / "multi30k").glob("spm-*.model")) - {path}
+        path.write_bytes(other.read_bytes())
+    else:
+        path.write_bytes(good[:1000] if damage == "cut" else b"not a model")
+    with caplog.at_level("WARNING", logger="legw_repro.tasks.gnmt.multi30k"):
+        proc = m30k.load_subword_model(shared_data_dir, SMALL_VOCAB, tmp_path)
+    assert proc.get_piece_size() == 1000 and path.read_bytes() == good
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warning.startswith(f"subword model cache {path} is unusable (")
+    assert warning.endswith("); rebuilding it") and "\n" not in warning
+
+
 def test_subword_model_learns_on_the_training_split_only(tmp_path, shared_data_dir, monkeypatch):
     seen = []
     real = m30k.train_subword_model

@@ -138,3 +138,14 @@ def test_eval_windows_cover_real_valid(ptb):
     src = batchify(ptb.valid, 10)
     scored = sum(y.numel() for _, y in eval_windows(src, 35))
     assert scored == (src.size(0) - 1) * 10
+
+
+def test_perplexity_is_the_true_value_never_a_capped_one():
+    # it was exp(min(loss, 50)): a loss of 60 was recorded as 5.2e21
+    import math
+
+    from legw_repro.tasks.ptb.task import perplexity
+
+    assert perplexity(math.log(150.0)) == pytest.approx(150.0)
+    assert perplexity(60.0) == math.exp(60.0) > math.exp(50.0)
+    assert perplexity(800.0) == math.inf  # past a float's range: inf, written as null

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -58,6 +59,22 @@ def test_checksum_mismatch(tmp_path):
     assert hashlib.sha256(b"something else").hexdigest() in msg
     assert "delete" in msg and "official" in msg
     assert (tmp_path / "f.bin").read_bytes() == b"something else"  # never touched
+
+
+def test_unreadable_file_is_one_line_with_the_fix(tmp_path, monkeypatch):
+    """Mode 000 (simulated: root reads any file) was a 31-line PermissionError traceback."""
+    (tmp_path / "f.bin").write_bytes(CONTENT)
+    spec = FileSpec("f.bin", SHA, "https://example.invalid/f.bin")
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(dl, "_sha256_of", denied)
+    with pytest.raises(DataError) as ei:
+        ensure_files(tmp_path, [spec], dataset="toy")
+    msg = str(ei.value)
+    assert msg.startswith(f"{tmp_path / 'f.bin'}: cannot read this data file (Permission denied)")
+    assert f"chmod a+r {tmp_path / 'f.bin'}" in msg and "data_dir=" in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("how", ["arg", "env", "unreachable"])

@@ -269,7 +269,7 @@ def test_a_wheel_carries_the_configs_and_its_scripts_work(tmp_path, shared_data_
     _trains([site / "bin" / "legw-train"], tmp_path, shared_data_dir, "run", env)
     res = _run([site / "bin" / "legw-train", "epochz=1"], tmp_path, env)
     assert res.returncode == 2 and "did you mean epochs?" in res.stderr, res.stderr[-2000:]
-    records = REPO / "results" / "smoke" / "mnist" / "records"
+    records = REPO / "results" / "mnist" / "smoke" / "records"
     res = _run([site / "bin" / "legw-analyze", records, "--out", tmp_path / "an"], tmp_path, env)
     assert res.returncode == 0 and (tmp_path / "an" / "report.md").exists(), res.stderr[-2000:]
 

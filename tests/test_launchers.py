@@ -217,3 +217,20 @@ def test_a_preempted_submitit_job_is_requeued_and_resumes(tmp_path, shared_data_
     rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     train = [r["step"] for r in rows if r["kind"] == "train"]
     assert train == list(range(1, s["total_steps"] + 1))  # every step once, none lost
+
+
+def test_a_sweep_never_reports_success_for_a_run_another_process_holds(tmp_path, shared_data_dir):
+    # a requeued job still running a point while the sweep is relaunched: the sweep trains the
+    # other point, then exits 73 naming the held one (it returned 0 with the run unfinished)
+    from legw_repro.run.runlock import RunLock
+
+    grid = ["+experiment=ptb_smoke", "batch_size=20,80", "policy=sqrt_legw", *SMALL]
+    held = tmp_path / "ptb" / "smoke" / "sqrt_legw" / "b80-s0"
+    held.mkdir(parents=True)
+    with RunLock(held):
+        res = _train(tmp_path, "-m", *grid, f"data_dir={shared_data_dir}")
+    log = res.stdout + res.stderr
+    assert res.returncode == 73, log[-3000:]
+    assert f"not finished by this sweep: {held} is being written by pid {os.getpid()}" in log
+    assert summary(held.parent / "b20-s0")["status"] == "completed"
+    assert not (held / "summary.json").exists()

@@ -35,7 +35,10 @@ class ToyTask(Task):
     metric = "mse"
     higher_is_better = False
     item_unit = "items"
-    config_keys = {"task.n_items": integer(8), "task.model.features": integer()}
+    config_keys = {
+        "task.n_items": integer(8, meaning="points to fit"),
+        "task.model.features": integer(meaning="inputs of the linear layer"),
+    }
     fixed_shapes = True
 
     def __init__(self, cfg, dist):

@@ -161,7 +161,8 @@ def test_epochs_needed_by_hand():
 def test_cli_task_defaults():
     run, out = noise_cli.task_defaults("mnist")
     assert (
-        str(run) == "results/mnist/records/sqrt_legw/b128-s0" and str(out) == "results/mnist-noise"
+        str(run) == "results/mnist/cpu/records/sqrt_legw/b128-s0"
+        and str(out) == "results/mnist/noise"
     )
     assert noise_cli.task_defaults("ptb")[0].name == "b20-s0"
     with pytest.raises(noise_cli.NoiseError, match="--task 'mnsit' is unknown"):

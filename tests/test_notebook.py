@@ -26,18 +26,18 @@ def test_every_committed_records_folder_is_a_study():
     folders = {p.parent.relative_to(RESULTS).as_posix() for p in RESULTS.rglob("records")}
     studies = find_studies(RESULTS)
     assert {s.name for s in studies} >= folders
-    assert {"paper/gnmt-base256", "smoke/ptb", "mnist-shifted-oracle"} <= folders
+    assert {"gnmt/paper-base256", "ptb/smoke", "mnist/cpu-shifted-oracle"} <= folders
     names = [s.name for s in studies]
-    assert names.index("ptb") < names.index("mnist") < names.index("paper/gnmt-base256")
-    assert names.index("paper/gnmt-base256") < names.index("smoke/ptb")
+    assert names.index("ptb/cpu") < names.index("mnist/cpu") < names.index("gnmt/paper-base256")
+    assert names.index("gnmt/paper-base256") < names.index("ptb/smoke")
 
 
 def test_searches_are_told_from_grids():
     def search(name: str) -> bool:
         return is_search(collect_runs([RESULTS / name / "records"]))
 
-    assert search("gnmt-tuning") and search("mnist-shifted-oracle")
-    assert not search("mnist") and not search("paper/gnmt-base256")
+    assert search("gnmt/tuning") and search("mnist/cpu-shifted-oracle")
+    assert not search("mnist/cpu") and not search("gnmt/paper-base256")
 
 
 def test_stored_notebook_shows_every_study_and_stays_small():
@@ -64,20 +64,20 @@ def test_results_notebook_executes(tmp_path, monkeypatch):
 
     results = tmp_path / "results"
     # ptb: summary.csv and the run records it came from (curves etc. are drawn)
-    build_ptb(results / "ptb" / "records")
-    write_summary_csv(aggregate(collect_runs([results / "ptb"])), results / "ptb" / "summary.csv")
+    ptb = results / "ptb" / "cpu"
+    build_ptb(ptb / "records")
+    write_summary_csv(aggregate(collect_runs([ptb])), ptb / "summary.csv")
     # mnist: summary.csv only (curves skipped); gnmt: nothing at all (skipped)
     build_mnist(tmp_path / "mnist_runs")
-    write_summary_csv(
-        aggregate(collect_runs([tmp_path / "mnist_runs"])), results / "mnist" / "summary.csv"
-    )
+    mnist = results / "mnist" / "cpu"
+    write_summary_csv(aggregate(collect_runs([tmp_path / "mnist_runs"])), mnist / "summary.csv")
     # a diagnostic variant's folder holds task "mnist" under another name
-    shutil.copytree(results / "mnist", results / "mnist-long")
-    # a nested study (results/smoke/<task>) and a search (several LRs at one point)
-    shutil.copytree(RESULTS / "smoke/mnist/records", results / "smoke/mnist/records")
-    oracle = RESULTS / "mnist-shifted-oracle/records"
+    shutil.copytree(mnist, results / "mnist" / "cpu-long")
+    # a smoke reference and a search (several LRs at one point)
+    shutil.copytree(RESULTS / "mnist/smoke/records", results / "mnist/smoke/records")
+    oracle = RESULTS / "mnist/cpu-shifted-oracle/records"
     for lr in ("x1", "x2"):
-        shutil.copytree(oracle / lr / "b128-s0", results / f"mnist-oracle/records/{lr}/b128-s0")
+        shutil.copytree(oracle / lr / "b128-s0", results / f"mnist/cpu-oracle/records/{lr}/b128-s0")
     monkeypatch.setenv("LEGW_RESULTS_DIR", str(results))  # the kernel inherits the environment
     monkeypatch.delenv("MPLBACKEND", raising=False)
     kernels = KernelSpecManager().find_kernel_specs()
@@ -92,15 +92,15 @@ def test_results_notebook_executes(tmp_path, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "gnmt: no results yet" in text
-    studies = ["ptb", "mnist", "mnist-long", "mnist-oracle", "smoke/mnist"]
+    studies = ["ptb/cpu", "mnist/cpu", "mnist/cpu-long", "mnist/cpu-oracle", "mnist/smoke"]
     assert f"results in {results}: {studies}" in text
-    assert "mnist: no run records" in text
+    assert "mnist/cpu: no run records" in text
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "| 1280 | 64 | 106.00 ± 2.00 (n=3) |" in markdown
     assert "| 800 | 8 | 97.70% ± 0.14 (n=2) | 96.80% ± 0.14 (n=2) |" in markdown
-    assert "### mnist-long" in markdown and "### smoke/mnist" in markdown
+    assert "### mnist/cpu-long" in markdown and "### mnist/smoke" in markdown
     assert "| x2/b128-s0 | sgd | 128 | 0.2 | 10 | completed |" in markdown  # the search's runs
     images = [o for o in outputs if "image/png" in o.get("data", {})]
-    # ptb: metric vs batch, curves, time to target; mnist, mnist-long: metric vs batch;
-    # the search: metric vs LR; smoke/mnist: the three of a grid with records
+    # ptb: metric vs batch, curves, time to target; mnist, mnist/cpu-long: metric vs batch;
+    # the search: metric vs LR; mnist/smoke: the three of a grid with records
     assert len(images) == 3 + 1 + 1 + 1 + 3

@@ -62,7 +62,7 @@ def test_oracle_search_and_final_runs(tmp_path, monkeypatch):
         assert s0["lr_multiplier"] == mult  # copied from the search, not retrained
         assert (batch, 1, mult) in trained
     assert sum(1 for _, s, _ in trained if s == 0) == 12
-    grid = (tmp_path / "results" / "mnist-oracle" / "search.csv").read_text().splitlines()
+    grid = (tmp_path / "results" / "mnist" / "cpu-oracle" / "search.csv").read_text().splitlines()
     assert len(grid) == 1 + 12 and grid[0].startswith("batch_size,lr_multiplier")
 
 
@@ -87,7 +87,9 @@ def test_oracle_variant_trains_under_the_variant_recipe(tmp_path, monkeypatch):
     monkeypatch.setattr(oracle, "write_search_table", lambda root, b, out: tables.append(out))
     assert oracle.main([*argv, "--seeds", "0,1", "--runs-dir", str(runs)]) == 0
     assert cmds and all("+experiment=mnist_cpu/shifted" in c for c in cmds)
-    assert [t.parent.name for t in tables] == ["mnist-shifted-oracle"]
+    assert [t.relative_to(REPO / "results").parent.as_posix() for t in tables] == [
+        "mnist/cpu-shifted-oracle"
+    ]
     assert (runs / "mnist" / "cpu-shifted-oracle" / "x1" / "b256-s0" / "summary.json").exists()
     for seed in (0, 1):
         assert (

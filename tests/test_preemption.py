@@ -112,6 +112,23 @@ def test_no_loadable_checkpoint_is_one_line_naming_both(preempted, shared_data_d
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("theirs", ["f" * 64, None])
+def test_a_checkpoint_of_another_run_is_refused(preempted, shared_data_dir, theirs):
+    # another seed's last.pt copied into a run was continued and recorded as this seed
+    last = preempted / "checkpoints" / "last.pt"
+    assert torch.load(last, weights_only=False)["fingerprint"] == summary(preempted)["fingerprint"]
+    for name in ("last.pt", "prev.pt"):
+        ckpt = torch.load(preempted / "checkpoints" / name, weights_only=False)
+        ckpt["fingerprint"] = theirs  # another run's, or none (written before the field)
+        torch.save(ckpt, preempted / "checkpoints" / name)
+    why = "belongs to another run" if theirs else "names no run"
+    with pytest.raises(CheckpointError, match=why) as e:
+        run(_cfg(shared_data_dir, "resume=true"), preempted)
+    assert "\n" not in str(e.value)
+    assert summary(preempted)["status"] == "preempted"  # the record is left as it was
+
+
+@pytest.mark.slow
 def test_deleted_metrics_is_refused_not_continued(preempted, shared_data_dir):
     (preempted / "metrics.jsonl").unlink()
     with pytest.raises(RecordError, match="metrics.jsonl is missing, but the checkpoint is at"):
@@ -171,9 +188,10 @@ def test_guard_remembers_the_previous_handler_and_restores_it():
 
 # -- the real command line ---------------------------------------------------------------------
 @pytest.mark.slow
-def test_cli_preempted_exits_75_then_resumes(tmp_path, shared_data_dir):
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])  # SIGINT: Ctrl-C
+def test_cli_preempted_exits_75_then_resumes(tmp_path, shared_data_dir, sig):
     args = [*COMMON, f"data_dir={shared_data_dir}", f"hydra.run.dir={tmp_path}"]
-    res = fault_cli(*args, step=5, action="SIGTERM")
+    res = fault_cli(*args, step=5, action=sig)
     assert res.returncode == EXIT_PREEMPTED, res.stderr[-2000:]
     assert "Traceback" not in res.stderr and "resume=true" in res.stderr
     assert summary(tmp_path)["status"] == "preempted"
@@ -202,7 +220,79 @@ def test_cli_calls_an_earlier_handler_and_a_second_signal_exits_at_once(tmp_path
     )  # gone at once, the lock with it: resumable
 
 
-# -- when the signal comes: every step, before the first step, Ctrl-C -------------------------
+@pytest.mark.slow
+def test_a_signal_before_the_first_step_is_kept_and_recorded(
+    tmp_path, shared_data_dir, monkeypatch
+):
+    # SIGTERM while the data loads (before the trainer exists) used to kill the run with 143
+    # and no record; now the run stops after its first step, checkpointed and "preempted"
+    from legw_repro.config import validate
+
+    real = validate.check_task_data
+
+    def signalled(task, epochs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(task, epochs)
+
+    monkeypatch.setattr("legw_repro.run.lifecycle.check_task_data", signalled)
+    with pytest.raises(Preempted) as e:
+        run(_cfg(shared_data_dir), tmp_path)
+    assert e.value.signum == signal.SIGTERM and e.value.step == 1
+    assert summary(tmp_path)["status"] == "preempted"
+    assert (tmp_path / "checkpoints" / "last.pt").is_file()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_a_preempted_ctrl_c_does_not_hand_over_to_pythons_keyboardinterrupt():
+    with PreemptionGuard() as guard:
+        signal.raise_signal(signal.SIGINT)  # a flag, not a KeyboardInterrupt
+        exc = guard.preempted(3, "runs/x")
+    assert exc.signum == signal.SIGINT and exc.previous is None
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+class _Submitit:
+    """submitit's SignalHandler as the run sees it: SIGTERM bound to `bypass` (a log line)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def bypass(self, signum, frame=None):
+        self.calls.append(("bypass", signum))
+
+    def checkpoint_and_try_requeue(self, signum, frame=None):
+        self.calls.append(("requeue", signum))
+
+
+@pytest.mark.parametrize(
+    ("state", "expected"),
+    [("RUNNING", "requeue"), ("COMPLETING", "bypass"), (None, "bypass")],
+)
+def test_sigterm_under_submitit_requeues_a_running_job_only(monkeypatch, state, expected):
+    # SLURM preempts with SIGTERM by default; submitit only logs it, so the job ended COMPLETED
+    # and was never requeued. Running (a preemption's grace time): requeue; being cancelled
+    # (scancel: COMPLETING) or unknown: do not
+    from legw_repro.run import preemption
+
+    monkeypatch.setattr(preemption, "slurm_job_state", lambda job_id: state)
+    handler = _Submitit()
+    exc = Preempted(signal.SIGTERM, 7, "runs/x", handler.bypass)
+    with pytest.raises(Preempted):
+        hand_over(exc, multirun=True)
+    assert handler.calls == [(expected, signal.SIGTERM)]
+
+
+def test_slurm_job_state_reads_squeue(tmp_path, monkeypatch):
+    from legw_repro.run.preemption import slurm_job_state
+
+    squeue = tmp_path / "squeue"
+    squeue.write_text('#!/bin/sh\n[ "$3" = 42 ] && echo RUNNING\n')
+    squeue.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    assert slurm_job_state("42") == "RUNNING"
+    assert slurm_job_state("7") is None and slurm_job_state(None) is None
+
+
 @pytest.mark.slow
 def test_a_signal_stops_at_the_next_step_not_the_next_sync_window(tmp_path, shared_data_dir):
     """The flag is polled every step in one process, also where losses are read only every
@@ -215,36 +305,3 @@ def test_a_signal_stops_at_the_next_step_not_the_next_sync_window(tmp_path, shar
     assert e.value.step == 7 and summary(tmp_path)["status"] == "preempted"
     ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
     assert ckpt["loop"]["step"] == 7
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
-def test_a_signal_while_the_data_loads_records_preempted(tmp_path, shared_data_dir, signum):
-    """Before the first step (data loading) the handler is already there: not killed with
-    128 + N and nothing recorded, but stopped at the first step, recorded, resumable."""
-    import legw_repro.run.lifecycle as lifecycle
-
-    real = lifecycle.check_task_data
-
-    def loading(*a, **k):
-        os.kill(os.getpid(), signum)
-        return real(*a, **k)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(lifecycle, "check_task_data", loading)
-        with pytest.raises(Preempted) as e:
-            run(_cfg(shared_data_dir), tmp_path)
-    assert e.value.signum == signum and e.value.step == 1
-    assert summary(tmp_path)["status"] == "preempted"
-    assert run(_cfg(shared_data_dir, "resume=true"), tmp_path)["status"] == "completed"
-
-
-@pytest.mark.slow
-def test_ctrl_c_is_a_preemption_and_a_second_one_stops_at_once(tmp_path, shared_data_dir):
-    args = [*COMMON, f"data_dir={shared_data_dir}"]
-    res = fault_cli(*args, f"hydra.run.dir={tmp_path / 'a'}", step=5, action="SIGINT")
-    assert res.returncode == EXIT_PREEMPTED, res.stderr[-2000:]
-    assert "Traceback" not in res.stderr and "KeyboardInterrupt" not in res.stderr
-    assert summary(tmp_path / "a")["status"] == "preempted"
-    res = fault_cli(*args, f"hydra.run.dir={tmp_path / 'b'}", step=5, action="SIGINT,SIGINT")
-    assert res.returncode == 128 + signal.SIGINT and "second signal" in res.stderr

@@ -179,7 +179,7 @@ def test_importing_and_drawing_leave_the_matplotlib_backend_alone(tmp_path):
     code = f"""
 import matplotlib
 matplotlib.use("svg")
-import legw_repro.analyze
+import legw_repro.analysis.cli
 from legw_repro.analysis import axes, figure, plots, prepare, report, variants, wandb_io
 fig, ax = figure.new_figure((2, 2))
 ax.plot([1, 2], [3, 4])
@@ -191,4 +191,5 @@ print("ok")
     run = [sys.executable, "-c", code]
     out = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
-    assert (tmp_path / "x.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "x.svg").read_text().startswith("<?xml")
+    assert not (tmp_path / "x.png").exists()  # one format

@@ -65,7 +65,7 @@ def test_smoke_sweep_trains_compares_resumes_and_restores(tmp_path, shared_data_
     alias = json.loads((runs / "ptb/smoke/linear/b20-s0/summary.json").read_text())
     assert alias["policy"] == "linear" and alias["alias_of"].endswith("sqrt_legw/b20-s0")
     assert not (runs / "ptb/smoke/linear/b20-s0/checkpoints").exists()
-    for name in ("summary.csv", "ppl_vs_batch.png", "lr_schedules.png"):
+    for name in ("summary.csv", "ppl_vs_batch.svg", "lr_schedules.svg"):
         assert (out / name).is_file(), name
     assert len(list((out / "records").rglob("summary.json"))) == 4
     assert not list((out / "records").rglob("*.pt"))
@@ -75,7 +75,7 @@ def test_smoke_sweep_trains_compares_resumes_and_restores(tmp_path, shared_data_
     assert (out.with_name("out-noclip") / "summary.csv").is_file()
     assert "| noclip | 80 |" in report
     # the comparison with the committed smoke reference: in the report and printed
-    assert "## Fresh vs committed" in report and "results/smoke/ptb/records" in report
+    assert "## Fresh vs committed" in report and "results/ptb/smoke/records" in report
     assert "| sqrt_legw | 20 | 1 |" in report and "points agree** with" in res.stdout
     # again: nothing is trained, not even launched
     # (--train-only from here: the analysis was checked above and costs seconds a call)
@@ -144,16 +144,17 @@ def _script():
 
 
 def test_committed_variant_records_alone_are_a_reference():
-    # results/paper/gnmt has no main-grid records, only its variants' (the GPU grids)
+    # results/gnmt/paper has no main-grid records, only its variants' (the GPU grids)
     script = _script()
     args = script.parse_args(["--task=gnmt", "--scale=paper"])
-    assert script.reference_root(args, "paper", ["", "base256"]) == REPO / "results/paper/gnmt"
-    assert script.reference_root(args, "paper", [""]) == REPO / "results/gnmt"
+    assert script.reference_root(args, "paper", ["", "base256"]) == REPO / "results/gnmt/paper"
+    assert script.has_records(REPO / "results/gnmt/paper", ["base256"])
+    assert not script.has_records(REPO / "results/gnmt/paper", [""])
 
 
 def test_analyze_only_analyses_variant_records_without_a_main_grid(tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "out"
-    shutil.copytree(REPO / "results/smoke/ptb/records", tmp_path / "ref-noclip/records")
+    shutil.copytree(REPO / "results/ptb/smoke/records", tmp_path / "ref-noclip/records")
     res = _reproduce(tmp_path, "--analyze-only", f"--reference={ref}", f"--out={out}")
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "out-noclip/report.md").is_file() and not out.exists()
@@ -163,7 +164,7 @@ def test_analyze_only_analyses_variant_records_without_a_main_grid(tmp_path):
 def test_grids_picks_the_grids_to_analyse_and_names_the_known_ones(tmp_path):
     ref = tmp_path / "ref"
     for grid in ("ref", "ref-noclip"):
-        shutil.copytree(REPO / "results/smoke/ptb/records", tmp_path / grid / "records")
+        shutil.copytree(REPO / "results/ptb/smoke/records", tmp_path / grid / "records")
     out = f"--out={tmp_path / 'out'}"
     res = _reproduce(tmp_path, "--analyze-only", "--grids=noclip", f"--reference={ref}", out)
     assert res.returncode == 0, res.stderr
@@ -210,7 +211,7 @@ def test_runs_dir_defaults_to_legw_runs_dir(monkeypatch):
 
 
 def _analysis_commands(monkeypatch, *argv: str) -> list[list[str]]:
-    """The `legw_repro.analyze` commands `reproduce.py --analyze-only` would run (none run)."""
+    """The `legw_repro.analysis` commands `reproduce.py --analyze-only` would run (none run)."""
     script, calls = _script(), []
     # main() sets LEGW_RUNS_DIR (absolute) for the sweeps it composes; setenv first, so that
     # monkeypatch restores the variable afterwards and no later test sees an absolute run dir
@@ -234,11 +235,11 @@ def test_analyze_only_writes_to_reproduced_not_over_the_committed_results(
     cmds = _analysis_commands(monkeypatch, f"--task={task}", f"--scale={scale}")
     assert len(cmds) == n  # the main grid and each committed variant
     for cmd in cmds:
-        records = REPO / cmd[cmd.index("legw_repro.analyze") + 1]
+        records = REPO / cmd[cmd.index("legw_repro.analysis") + 1]
         assert records.parts[-1] == "records" and REPO / "results" in records.parents
         out = _out_of(cmd)
-        assert REPO / "reproduced" / scale in out.parents, out
-        # the same layout as the committed one: results/[paper/]mnist-long -> .../mnist-long
+        assert out.parent == REPO / "reproduced" / task, out
+        # the same layout as the committed one: results/mnist/cpu-long -> reproduced/mnist/cpu-long
         assert out.name == records.parent.name
     # only an explicit --out rewrites the committed tables and figures
     cmds = _analysis_commands(

@@ -78,7 +78,7 @@ def test_the_mnist_experiment_trains_96_runs_and_its_variants_their_own_grids():
         "shifted": "mnist_cpu/shifted",
     }
     main = plan(expand("mnist_cpu"), {})
-    assert len(main.train) == 96  # as results/mnist/tuning.md says: 105 points, 9 shared at k=1
+    assert len(main.train) == 96  # as results/mnist/cpu/tuning.md says: 105 points, 9 shared at k=1
     assert all(a.batch == 128 and src.policy == "sqrt_legw" for a, src in main.aliases)
     absolute = expand("mnist_cpu/absolute", ["seed=0"])
     assert {p.policy for p in absolute} == {"sqrt_legw"} and len(absolute) == 7
@@ -115,10 +115,10 @@ def test_the_gnmt_experiment_trains_18_runs_and_its_variants_their_own_grids():
 
 
 def test_record_paths_mirror_run_paths_beside_the_results():
-    out, point = Path("results/ptb"), _point("linear", 80, seed=1)
-    assert record_dir(out, "", point) == Path("results/ptb/records/linear/b80-s1")
-    assert record_dir(out, "long", point) == Path("results/ptb-long/records/linear/b80-s1")
-    assert results_dir(Path("results/smoke/mnist"), "noclip") == Path("results/smoke/mnist-noclip")
+    out, point = Path("results/ptb/cpu"), _point("linear", 80, seed=1)
+    assert record_dir(out, "", point) == Path("results/ptb/cpu/records/linear/b80-s1")
+    assert record_dir(out, "long", point) == Path("results/ptb/cpu-long/records/linear/b80-s1")
+    assert results_dir(Path("results/ptb/smoke"), "noclip") == Path("results/ptb/smoke-noclip")
 
 
 def test_a_record_stands_for_a_point_unless_the_recipe_it_used_changed():

@@ -3,7 +3,10 @@ accumulation / resume, divergence, and clear errors for bad input."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -12,7 +15,15 @@ from legw_repro.config.validate import ConfigError
 from legw_repro.run.lifecycle import run
 from legw_repro.tasks.common.download import DataError
 from tests.faults import fault_cli
-from tests.helpers import check_train_rows, checkpoint_params, make_cfg, read_rows, run_cli, summary
+from tests.helpers import (
+    REPO,
+    check_train_rows,
+    checkpoint_params,
+    make_cfg,
+    read_rows,
+    run_cli,
+    summary,
+)
 
 # a few dozen steps of the tiny LM on a slice of PTB: seconds per run
 SMALL = [
@@ -155,6 +166,34 @@ def test_cli_missing_data_is_laid_out_on_lines(tmp_path, task):
     files = [ln for ln in lines[first[0] :] if "  <- https://" in ln]
     assert len(files) == {"ptb": 3, "mnist": 4, "gnmt": 8}[task]
     assert any(f"another data root than {where.resolve()} " in ln for ln in lines)
+
+
+# the training CLI with one file unreadable: as root, chmod 000 stops nothing, so open() refuses
+UNREADABLE_WRAPPER = """
+import builtins, errno, io, os, runpy, sys
+bad, real = os.environ["UNREADABLE"], builtins.open
+def denying(file, *args, **kwargs):
+    if isinstance(file, (str, os.PathLike)) and os.path.abspath(file) == bad:
+        raise PermissionError(errno.EACCES, "Permission denied", os.fspath(file))
+    return real(file, *args, **kwargs)
+builtins.open = io.open = denying
+sys.argv = ["legw_repro.train", *sys.argv[1:]]
+runpy.run_module("legw_repro.train", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.slow
+def test_cli_unreadable_data_file_is_one_line_before_training(tmp_path, shared_data_dir):
+    bad = shared_data_dir / "mnist" / "train-images-idx3-ubyte.gz"
+    env = {**os.environ, "WANDB_MODE": "disabled", "UNREADABLE": os.path.abspath(bad)}
+    args = ["task=mnist", "scale=smoke", f"data_dir={shared_data_dir}", f"hydra.run.dir={tmp_path}"]
+    cmd = [sys.executable, "-c", UNREADABLE_WRAPPER, *args]
+    res = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    (line,) = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert "cannot read this data file (Permission denied)" in line and "chmod a+r" in line
+    assert "train-images-idx3-ubyte.gz" in line
+    assert not (tmp_path / "metrics.jsonl").exists()  # refused before training
 
 
 @pytest.mark.slow

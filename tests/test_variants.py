@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from legw_repro.analysis.cli import main
 from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.variants import compare_variants
-from legw_repro.analyze import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -84,7 +84,7 @@ def test_cli_writes_variants_table_figure_and_report_section(dirs, tmp_path, cap
     table = report.split("## Diagnostics")[1]
     assert "| noclip | 6000 | 10 | 10 | off | diverged (2/2) |" in table
     assert "| long | 6000 | 30 | 30 | 5 |" in table
-    for name in ("variants.csv", "variants.png", "variants.svg"):
+    for name in ("variants.csv", "variants.svg"):
         assert (out / name).is_file()
     capsys.readouterr()
     assert main([*args, "--variant", "nonsense"]) == 2
@@ -103,7 +103,7 @@ def test_a_variant_over_several_batch_sizes_gets_a_row_and_a_series_each(dirs, t
     table = (out / "report.md").read_text().split("## Diagnostics")[1]
     for batch in (128, 1536, 6000):
         assert f"| wide | {batch} | 10 |" in table and f"| main | {batch} | 10 |" in table
-    assert (out / "variants.png").is_file()
+    assert (out / "variants.svg").is_file()
 
 
 def _series(ax) -> list[tuple[str, str]]:
@@ -156,7 +156,7 @@ def test_committed_variants_figures_are_readable(task, grid, names, panels):
     # all of mnist's variants in one axes were 33 series with repeated colour/marker pairs
     from legw_repro.analysis.variants import plot_variants
 
-    records = REPO / "results" / grid / "records"
-    variants = {v: collect_runs([REPO / "results" / f"{grid}-{v}" / "records"]) for v in names}
+    records = REPO / "results" / grid / "cpu" / "records"
+    variants = {v: collect_runs([REPO / "results" / grid / f"cpu-{v}" / "records"]) for v in names}
     fig = plot_variants(compare_variants(collect_runs([records]), variants, task), task)
     _assert_readable(fig, panels)

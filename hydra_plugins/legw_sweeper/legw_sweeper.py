@@ -8,7 +8,10 @@ command line), plus what a batch-size sweep needs on any launcher:
   under the other policies' names after the launch (legw_repro/sweep_io.write_aliases);
 * two points that would share a run directory stop the sweep before anything starts;
 * a preemption signal handed over by a run (after it wrote its checkpoint and summary), or
-  received between runs, ends the sweep with status 75: relaunch the same command to go on.
+  received between runs, ends the sweep with status 75: relaunch the same command to go on;
+* a run whose directory another live process holds (a requeued job still running it) is not
+  done: the sweep launches the others, then ends with status 73 naming each such run, so that
+  no caller reads success for a run nobody finished here.
 
 Hydra only loads plugins from the `hydra_plugins` package, so this class lives here; the
 planning is legw_repro's (sweep.py pure, grid.py composing, sweep_io.py files).
@@ -28,11 +31,9 @@ from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from legw_repro.run.status import EXIT_PREEMPTED
+from legw_repro.run.status import EXIT_LOCKED, EXIT_PREEMPTED
 
 log = logging.getLogger(__name__)
-
-#: exit status of a sweep stopped by a preemption signal: relaunch it (EX_TEMPFAIL)
 
 
 @dataclass
@@ -95,27 +96,63 @@ class LegwSweeper(BasicSweeper):
         assert self.launcher is not None
         returns: list[Any] = []
         size = self.max_batch_size or len(batch_overrides) or 1
+        locked: list[str] = []
         with _preemption_stops_the_sweep():
             for start in range(0, len(batch_overrides), size):
                 chunk = batch_overrides[start : start + size]
-                results = self.launcher.launch(chunk, initial_job_idx=start)
+                results = _launch_chunk(self.launcher, chunk, start)
                 for r in results:
                     value = r._return_value  # `return_value` raises a failure; a preemption
-                    if r.status == JobStatus.FAILED and type(value).__name__ == "Preempted":
+                    failed = type(value).__name__ if r.status == JobStatus.FAILED else ""
+                    if failed == "Preempted":
                         _stop(getattr(value, "signum", signal.SIGTERM), None)
+                    if failed == "RunLocked":
+                        locked.append(str(value))
+                        continue
                     _ = r.return_value  # any other failure stops the sweep, as in Hydra's
                 returns.append(results)
+        if locked:
+            _locked(locked)
         return returns
 
 
+def _launch_chunk(launcher: Any, chunk: list[list[str]], start: int) -> Any:
+    """One launch; a job that ended without a result (SIGKILL: OOM, a lost node, scancel) is
+    one line and status 75, not submitit's traceback: its run resumes from its checkpoint."""
+    try:
+        return launcher.launch(chunk, initial_job_idx=start)
+    except Exception as e:
+        if type(e).__name__ != "UncompletedJobError":
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        log.error(
+            "a job of this sweep ended without a result (killed: out of memory, a lost node, "
+            "scancel?): %s; relaunch the same command: its run resumes from its last checkpoint",
+            first,
+        )
+        raise SystemExit(EXIT_PREEMPTED) from None
+
+
+def _locked(messages: list[str]) -> None:
+    """The runs another process holds are not done: say which, then status 73."""
+    for m in messages:
+        log.error("not finished by this sweep: %s", m)
+    log.error(
+        "%d run(s) of this sweep are held by another live process (a requeued job still "
+        "running them?); relaunch the same command when it has ended",
+        len(messages),
+    )
+    raise SystemExit(EXIT_LOCKED)
+
+
 class _preemption_stops_the_sweep:  # noqa: N801 - used as a context manager
-    """SIGTERM/SIGUSR1 -> status 75 (main thread only; a run installs its own handler over this
+    """SIGTERM/SIGUSR1/SIGINT -> status 75 (main thread only; a run installs its own handler over this
     one and calls it after writing its checkpoint)."""
 
     def __enter__(self) -> None:
         self.previous: dict[int, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for s in (signal.SIGTERM, signal.SIGUSR1):
+            for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
                 self.previous[s] = signal.signal(s, _stop)
 
     def __exit__(self, *exc: object) -> None:

@@ -14,8 +14,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from legw_repro.analysis.history import read_rows
-from legw_repro.run.records import atomic_write_text, json_row
+from legw_repro.run.records import CONFIG, METRICS, SUMMARY, atomic_write_text, json_row, read_rows
 
 #: run-record directories copied whole (docs/run-record.md); checkpoints never are
 KEPT_DIRS = ("translations",)
@@ -37,18 +36,18 @@ def export_records(src_root: Path, dst_root: Path, max_train_rows: int = 600) ->
     """Copy every run under src_root (a directory with summary.json) to the same relative path
     under dst_root, thinned. Returns the run directories written."""
     written = []
-    for summary in sorted(Path(src_root).rglob("summary.json")):
+    for summary in sorted(Path(src_root).rglob(SUMMARY)):
         run = summary.parent
         dst = Path(dst_root) / run.relative_to(src_root)
         dst.mkdir(parents=True, exist_ok=True)
-        for name in ("config.yaml", "summary.json"):
+        for name in (CONFIG, SUMMARY):
             if (run / name).exists():
                 shutil.copyfile(run / name, dst / name)
         for name in KEPT_DIRS:
             if (run / name).is_dir():
                 shutil.copytree(run / name, dst / name, dirs_exist_ok=True)
-        if (run / "metrics.jsonl").exists():
-            kept = thin_rows(read_rows(run / "metrics.jsonl"), max_train_rows)
-            atomic_write_text(dst / "metrics.jsonl", "".join(json_row(r) + "\n" for r in kept))
+        if (run / METRICS).exists():
+            kept = thin_rows(read_rows(run / METRICS), max_train_rows)
+            atomic_write_text(dst / METRICS, "".join(json_row(r) + "\n" for r in kept))
         written.append(dst)
     return written

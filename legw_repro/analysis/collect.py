@@ -21,6 +21,7 @@ import pandas as pd
 from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.frames import is_missing, sort_by_policy
 from legw_repro.analysis.metrics import METRICS, metric_info
+from legw_repro.run.records import SUMMARY
 
 STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "running")
 RECORD_VERSION = 2  # the run-record contract this module reads (docs/run-record.md)
@@ -39,12 +40,10 @@ def find_summaries(dirs: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Every ``summary.json`` under ``dirs`` (recursively; a dir may itself be a run dir)."""
     found: dict[Path, None] = {}
     for d in map(Path, dirs):
-        if d.is_file() and d.name == "summary.json":
+        if d.is_file() and d.name == SUMMARY:
             found[d.resolve()] = None
         elif d.is_dir():
-            found.update(
-                (p.resolve(), None) for p in sorted(d.rglob("summary.json")) if p.is_file()
-            )
+            found.update((p.resolve(), None) for p in sorted(d.rglob(SUMMARY)) if p.is_file())
     return list(found)
 
 
@@ -178,17 +177,22 @@ def _add_headline(df: pd.DataFrame) -> None:
             )
 
 
-def read_summary(path: Path) -> dict[str, Any] | None:
-    """One summary.json as a dict; None (with a warning) when it is unreadable."""
+def read_summary(path: Path) -> dict[str, Any]:
+    """One summary.json as a dict. One that cannot be read, or that is not a run record (``{}``,
+    a file cut short), stops the analysis with one line naming it: skipped with a warning, the
+    report said "Runs: 3 (3 completed)" and showed the point as if it had never been run."""
+    fix = "restore it (git checkout, a backup), or remove that run directory and train it again"
     try:
         summary = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError) as e:
-        warnings.warn(f"{path}: unreadable summary ({e}); skipping this run", stacklevel=3)
-        return None
-    if not isinstance(summary, dict):
-        warnings.warn(f"{path}: summary is not a JSON object; skipping", stacklevel=3)
-        return None
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
+        raise AnalysisError(f"{path} cannot be read ({_first_line(e)}): {fix}") from None
+    if not isinstance(summary, dict) or "status" not in summary:
+        raise AnalysisError(f"{path} is not a run record (no status): {fix}")
     return summary
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
@@ -196,12 +200,10 @@ def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     ``test_ppl``-style columns), plus ``run_dir``, ``model_size`` (``model.size``), boolean
     ``completed``/``diverged``/``failed``/``running`` marks and the headline
     ``metric_split``/``metric_value``. Diverged, failed and running runs are kept; an
-    unreadable summary.json is skipped with a warning; a record of contract v1 is refused."""
+    unreadable summary.json or a record of contract v1 is refused (AnalysisError)."""
     dirs, records, old = list(dirs), [], []
     for path in find_summaries(dirs):
         summary = read_summary(path)
-        if summary is None:
-            continue
         if summary.get("record_version", 1) < RECORD_VERSION:
             old.append(path.parent)
         row = flatten_summary(summary)

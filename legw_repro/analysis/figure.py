@@ -39,7 +39,6 @@ EXTRA_MARKERS: tuple[str, ...] = ("h", "*", "<", ">", "p", "X")
 TASK_TITLES: dict[str, str] = {"ptb": "PTB", "mnist": "MNIST", "gnmt": "GNMT-lite"}
 TASK_MODELS: dict[str, str] = {"ptb": "LSTM LM", "mnist": "LSTM", "gnmt": "seq2seq"}
 DIVERGED_COLOR = "#222222"
-FIG_DPI = 150
 Styles = Mapping[str, Mapping[str, str]]
 
 
@@ -167,17 +166,22 @@ class Legend:
         )
 
 
-def save_figure(fig: Figure, out_dir: str | os.PathLike[str], stem: str) -> list[Path]:
-    """Write ``<stem>.png`` (150 dpi) and ``<stem>.svg`` into ``out_dir``; return the paths."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{stem}.png", out / f"{stem}.svg"]
-    fig.savefig(paths[0], dpi=FIG_DPI, bbox_inches="tight", metadata={"Software": None})
-    # a fixed salt makes the SVG's element ids deterministic: regenerating a figure from the
-    # same records leaves the committed file unchanged instead of rewriting every line
+def save_svg(fig: Figure, path: str | os.PathLike[str]) -> Path:
+    """Write ``fig`` as an SVG that depends on the figure alone: no date, and a fixed salt for
+    the element ids, so that regenerating a figure from the same records leaves the committed
+    file byte for byte unchanged (`make check-results`). One format: SVG is vector (sharp at
+    any zoom), smaller than the PNGs were, and renders on GitHub and in browsers."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     with matplotlib.rc_context({"svg.hashsalt": "legw-repro"}):
-        fig.savefig(paths[1], bbox_inches="tight", metadata={"Date": None})
-    return paths
+        fig.savefig(path, bbox_inches="tight", metadata={"Date": None})
+    return path
+
+
+def save_figure(fig: Figure, out_dir: str | os.PathLike[str], stem: str) -> list[Path]:
+    """Write ``<stem>.svg`` into ``out_dir``; return its path (in a list, as the callers
+    collect every file they wrote)."""
+    return [save_svg(fig, Path(out_dir) / f"{stem}.svg")]
 
 
 def epoch_grid(runs: pd.DataFrame) -> tuple[Figure, list[Axes], list[int]]:

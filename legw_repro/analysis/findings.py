@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from legw_repro.analysis import predicted
 from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.frames import ordered_policies
 from legw_repro.analysis.metrics import metric_info
@@ -68,6 +69,7 @@ class Rule:
     policies: tuple[str, ...]
     tasks: Mapping[str, Mapping[str, Any]]
     studies: tuple[Study, ...]
+    predictions: tuple[predicted.Prediction, ...] = ()
 
 
 @dataclass
@@ -100,10 +102,29 @@ def load_rule(path: Path = RULE) -> Rule:
         )  # fmt: skip
         for s in cfg["studies"]
     )
+    tasks = {s.name: s.task for s in studies}
+    preds = tuple(
+        predicted.Prediction(
+            p["study"],
+            p["noise"],
+            float(p["budget"]),
+            _base_batch(tasks[p["study"]]),
+            cfg["tasks"][tasks[p["study"]]]["unit"],
+            float(cfg["tasks"][tasks[p["study"]]]["delta"]),
+        )  # fmt: skip
+        for p in cfg.get("predictions", ())
+    )
     return Rule(
         float(cfg["confidence"]), cfg["method_policy"], cfg["linear_policy"], cfg["adam_policy"],
-        tuple(cfg["policies"]), cfg["tasks"], studies,
+        tuple(cfg["policies"]), cfg["tasks"], studies, preds,
     )  # fmt: skip
+
+
+def _base_batch(task: str) -> int:
+    """The task's base batch, from its config (the batch its noise scale was measured at)."""
+    from legw_repro.config.config_dir import CONFIGS
+
+    return int(yaml.safe_load((CONFIGS / "task" / f"{task}.yaml").read_text())["base_batch_size"])
 
 
 def raw_points(runs: pd.DataFrame) -> tuple[Raw, int]:
@@ -340,8 +361,26 @@ def findings_page(results: Sequence[Result], rule: Rule) -> str:
         summary_table([r for r in results if r.study.summary], rule),
         "",
     ]
+    if rule.predictions:
+        parts += [prediction_section(results, rule), ""]
     parts += [x for r in results for x in (study_section(r, rule), "")]
     return "\n".join(parts).rstrip() + "\n"
+
+
+def prediction_section(results: Sequence[Result], rule: Rule, root: Path = REPO) -> str:
+    """The noise scale's predicted boundary beside each study's observed "holds up to"."""
+    by_name = {r.study.name: r for r in results}
+    up_to = {n: r.up_to for n, r in by_name.items()}
+    ks = {n: sorted({1.0, *(k for _, k, _ in r.rows)}) for n, r in by_name.items()}
+    after = {}
+    for name, r in by_name.items():
+        for policy, seen in r.up_to.items():
+            claim = f"{policy} keeps accuracy"
+            nxt = [(k, v.word) for c, k, v in r.rows if c == claim and k > seen]
+            if nxt:
+                after[(name, policy)] = min(nxt)
+    table = predicted.rows(rule.predictions, up_to, ks, after, rule.policies, root)
+    return predicted.section(table)
 
 
 def with_block(readme: str, block: str) -> str:

@@ -281,7 +281,7 @@ def write_report(
     lines = _intro(g, r, task, command) + _tables(g, task, target, tta)
     if oracle := oracle_section(g):
         lines += [oracle]
-    figs = [Path(f) for f in figures if str(f).endswith(".png")]
+    figs = [Path(f) for f in figures if str(f).endswith(".svg")]
     if figs:
         lines += ["## Figures", "", *(x for f in figs for x in (f"![{f.stem}]({f.name})", ""))]
     lines += [sec for sec in sections if sec]

@@ -1,8 +1,8 @@
 """The committed studies, for notebooks/results.ipynb: every results folder with run records.
 
 A study is a folder under the results root holding ``records/`` (the thinned run records of a
-grid or a search: ``results/mnist``, ``results/mnist-long``, ``results/paper/gnmt-base256``,
-``results/smoke/ptb``...) or, without records, a ``summary.csv`` alone. A *grid* has one run per
+grid or a search: ``results/mnist/cpu``, ``results/mnist/cpu-long``, ``results/gnmt/paper-base256``,
+``results/ptb/smoke``...) or, without records, a ``summary.csv`` alone. A *grid* has one run per
 (policy, batch size, seed) and is drawn like the reports draw it; a *search* (an LR oracle, the
 base-recipe tuning runs) has several runs at one such point, differing in their learning rate
 or model: averaging them would mix recipes, so it is listed run by run and drawn against the
@@ -38,7 +38,7 @@ from legw_repro.analysis.report import (
 from legw_repro.analysis.target import default_target
 
 TASK_ORDER = ("ptb", "mnist", "gnmt")
-GROUPS = ("", "paper", "smoke")  # the cpu-scale studies, the GPU ones, the smoke references
+GROUPS = ("", "paper", "smoke")  # study name prefixes: cpu scale, the GPU ones, smoke references
 SERIES_STYLES = tuple(
     zip(
         ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f"),
@@ -50,8 +50,8 @@ SERIES_STYLES = tuple(
 
 @dataclass(frozen=True)
 class Study:
-    """A results folder: ``name`` relative to the results root (``mnist-long``,
-    ``paper/gnmt-base256``), its ``records`` folder (None: a summary.csv alone)."""
+    """A results folder: ``name`` relative to the results root (``mnist/cpu-long``,
+    ``gnmt/paper-base256``), its ``records`` folder (None: a summary.csv alone)."""
 
     name: str
     path: Path
@@ -63,10 +63,12 @@ class Study:
 
 
 def _order(name: str) -> tuple[int, int, str]:
-    """The cpu-scale studies first, then paper/, then smoke/; by task (ptb, mnist, gnmt)."""
+    """The cpu-scale studies first, then the paper-scale ones, then the smoke references; by task
+    (ptb, mnist, gnmt) within each. ``name`` is ``<task>/<study>``."""
     parts = name.split("/")
-    group = GROUPS.index(parts[0]) if len(parts) > 1 and parts[0] in GROUPS else 0
-    task = parts[-1].split("-")[0]
+    study = parts[-1] if len(parts) > 1 else ""
+    group = next((i for i, g in enumerate(GROUPS) if g and study.startswith(g)), 0)
+    task = parts[0].split("-")[0]
     return group, TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), name
 
 

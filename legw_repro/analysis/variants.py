@@ -122,7 +122,7 @@ def write_variants(
             "",
             variants_table(cmp),
             "",
-            "![variants](variants.png)",
+            "![variants](variants.svg)",
             "",
         ]
     )

@@ -184,14 +184,16 @@ def _table(df: pd.DataFrame) -> Any:
 
 
 def _payload(results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """Every task's PNG figures as ``wandb.Image`` and its tables as ``wandb.Table``."""
+    """Every task's SVG figures as ``wandb.Html`` (W&B's images are raster only) and its
+    tables as ``wandb.Table``."""
     import wandb
 
     payload: dict[str, Any] = {}
     for task, res in results.items():
         for p in map(Path, res["paths"]):
-            if p.suffix == ".png":
-                payload[f"{task}/{p.stem}"] = wandb.Image(str(p), caption=_caption(task, p.stem))
+            if p.suffix == ".svg":
+                caption = f"<p>{_caption(task, p.stem)}</p>"
+                payload[f"{task}/{p.stem}"] = wandb.Html(caption + p.read_text(), inject=False)
         payload[f"{task}/table_summary"] = _table(res["agg"])
         if res["tta"] is not None:
             payload[f"{task}/table_time_to_target"] = _table(res["tta"])

@@ -10,7 +10,10 @@ HYDRA_FULL_ERROR=1.
 
 A wrong option of a config group (`policy=sqrt-legw`, `+experiment=ptb_smok`,
 `hydra/launcher=slurm`, also inside a sweep) is refused here too, with the closest option:
-Hydra's own answer is fifteen lines and exit status 1. An error laid out on lines (missing data
+Hydra's own answer is fifteen lines and exit status 1. So are an override its grammar refuses
+(an unquoted non-ASCII `hydra.run.dir=/tmp/rün`: the fix is the quoted value) and an optional
+key without its + (`wandb.run_id=abc`), where Hydra's answers were several lines and exit 1.
+An error laid out on lines (missing data
 files, one a line: `keep_lines`) keeps them, after a first line that says what is wrong.
 """
 
@@ -28,7 +31,14 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from legw_repro.config.validate import CONFIGS, GROUPS, ConfigError, known_keys, unknown_key_error
+from legw_repro.config.validate import (
+    CONFIGS,
+    GROUPS,
+    ConfigError,
+    file_keys,
+    known_keys,
+    unknown_key_error,
+)
 
 
 def message(e: BaseException) -> str:
@@ -82,20 +92,64 @@ class WritableRunDir(Callback):
 
 
 def check_overrides(argv: list[str]) -> None:
-    """Before Hydra: a plain `key=value` override of a key no config has, with the closest one
-    (Hydra's own refusal does not suggest one), and an option its group lacks
-    (`check_group_options`). `+key=value` is checked after composing."""
+    """Before Hydra: an override Hydra cannot parse (an unquoted non-ASCII path), a plain
+    `key=value` override of a key no config has, with the closest one (Hydra's own refusal does
+    not suggest one), or of an optional key no file has (`wandb.run_id`: it takes a +), and an
+    option its group lacks (`check_group_options`). `+key=value` is checked after composing."""
     check_group_options(argv)
     if extra_search_path(argv):  # files we cannot see from here: check_config names the typo
         return
     known = known_keys(None)
+    optional = known - file_keys(None)  # read with a default when absent: added with a +
     prefixes = {k.rsplit(".", i)[0] for k in known for i in range(1, k.count(".") + 1)}
-    for arg in argv:
-        key, eq, value = arg.partition("=")
-        if not eq or key[:1] in "-+~" or "/" in key or "@" in key or key.startswith("hydra."):
+    for arg in override_args(argv):
+        key, _, value = arg.partition("=")
+        if key[:1] in "+~" or "/" in key or "@" in key or key.startswith("hydra."):
             continue
+        if key in optional:
+            fail(
+                ConfigError(
+                    f"{arg}: {key} is optional and in no config file, so it is added with a +: "
+                    f"+{arg}"
+                ),
+                2,
+            )
         if key not in known and key not in prefixes and key not in GROUPS:
             fail(unknown_key_error(key, value, known), 2)
+
+
+#: Hydra's flags whose value is the next argument (a path may hold a "="; it is no override)
+_VALUE_FLAGS = ("-cd", "--config-dir", "-cp", "--config-path", "-cn", "--config-name", "-p")
+
+
+def override_args(argv: list[str]) -> list[str]:
+    """The `key=value` overrides of a command line: not the flags, nor a flag's value."""
+    out = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("-") or "=" not in arg or (i and argv[i - 1] in _VALUE_FLAGS):
+            continue
+        out.append(arg)
+    return out
+
+
+def syntax_error(arg: str, e: Exception) -> ConfigError:
+    """An override Hydra's grammar refuses, in one line with the fix: Hydra's own answer is a
+    lexer error over several lines and exit status 1. Non-ASCII text (`hydra.run.dir=/tmp/rün`)
+    is read only inside quotes."""
+    key, _, value = arg.partition("=")
+    quote = '"' if "'" in value else "'"
+    quoted = f'"{key}={quote}{value}{quote}"' if quote == "'" else f"'{key}={quote}{value}{quote}'"
+    if not value.isascii():
+        return ConfigError(
+            f"{arg}: Hydra reads non-ASCII characters in a value only inside quotes; quote the "
+            f"value, as one shell word: {quoted}"
+        )
+    lines = str(e).strip().splitlines()
+    why = lines[0] if lines else type(e).__name__
+    return ConfigError(
+        f"{arg} is not a valid override ({why}); fix its brackets, commas or quotes, or quote "
+        f"the value if it is text: {quoted} (https://hydra.cc/docs/advanced/override_grammar/basic/)"
+    )
 
 
 # -- config group options (`policy=sqrt_legw`, `+experiment=ptb_cpu`, `hydra/launcher=joblib`) --
@@ -250,13 +304,11 @@ def check_group_options(argv: list[str]) -> None:
 
     parser = OverridesParser.create()
     overrides = []
-    for arg in argv:
-        if arg.startswith("-") or "=" not in arg:
-            continue  # a flag (-m, --cfg job), or a deletion `~group` that needs no check
+    for arg in override_args(argv):  # not a flag (-m, --cfg job) nor a deletion `~group`
         try:
             overrides.append(parser.parse_override(arg))
-        except Exception:  # noqa: BLE001 - a malformed override: Hydra's message says where
-            continue
+        except Exception as e:  # noqa: BLE001 - any of the grammar's errors
+            fail(syntax_error(arg, e), 2)
     adds = {o.key_or_group for o in overrides if o.type.name in ("ADD", "FORCE_ADD")}
     extra = extra_search_path(argv)
     for override in overrides:

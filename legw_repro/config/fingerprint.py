@@ -9,12 +9,14 @@ continued or skipped by a configuration with the same digest.
 What is in it: every key of the resolved config (the user's own vocabulary, so a refusal can
 list `task.sgd.base_lr: 20.0 -> 5.0`), which covers the whole RunSpec (built from those keys) and
 the task's own keys (model size, data limits, decoding) that the spec does not hold. What is
-left out (`EXCLUDED`) cannot change a trained weight or a recorded metric: where the data and the
-output live, progress bars, W&B, the resume/overwrite switches, how often checkpoints are
-written (resume is bit-exact from any of them), the DDP timeout, test hooks, the subword cache
-location, and where tensors sit (`device`, the MNIST CPU chunking, the world size -- a
-checkpoint refuses another world size by itself) and how the step is launched (`cuda_graphs`:
-the same kernels, replayed). Numbers are compared as floats, so `20` and `20.0` are one value.
+left out cannot change a trained weight or a recorded metric, and says so in its declaration
+(`fingerprint=False`, legw_repro/config/keys.py): where the data and the output live, progress
+bars, W&B, the resume/overwrite switches, how often checkpoints are written (resume is bit-exact
+from any of them), the DDP timeout, the subword cache location, and where tensors sit (`device`,
+a task's CPU chunking; the world size is no key -- a checkpoint refuses another world size by
+itself) and how the step is launched (`cuda_graphs`: the same kernels, replayed). A group whose
+every declared key is left out (`wandb`) is left out whole, so a key it no longer declares does
+not count either. Numbers are compared as floats, so `20` and `20.0` are one value.
 """
 
 from __future__ import annotations
@@ -26,22 +28,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: keys (and whole sub-trees) that do not change the result
-EXCLUDED: tuple[str, ...] = (
-    "progress",
-    "wandb",
-    "resume",
-    "overwrite",
-    "data_dir",
-    "device",
-    "cuda_graphs",
-    "checkpoint_every_min",
-    "checkpoint_every_steps",
-    "dist_timeout_s",
-    "task.subword.cache_dir",
-    "task.data.wmt16_path",
-    "task.model.cpu_chunk",
-)
+from legw_repro.config.keys import Rule, rules_of
+from legw_repro.run.records import CONFIG
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -58,8 +46,16 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _excluded(key: str) -> bool:
-    return any(key == e or key.startswith(e + ".") for e in EXCLUDED)
+def excluded(rules: dict[str, Rule]) -> tuple[str, ...]:
+    """The keys (and whole groups) that do not change the result, from their declarations."""
+    keys = {k for k, r in rules.items() if not r.fingerprint}
+    groups = {k.split(".")[0] for k in rules if "." in k}
+    whole = {g for g in groups if all(k in keys for k in rules if k.startswith(g + "."))}
+    return tuple(sorted(whole | {k for k in keys if k.split(".")[0] not in whole}))
+
+
+def _excluded(key: str, left_out: tuple[str, ...]) -> bool:
+    return any(key == e or key.startswith(e + ".") for e in left_out)
 
 
 def _canonical(value: Any) -> Any:
@@ -74,7 +70,8 @@ def _canonical(value: Any) -> Any:
 
 def values_of(container: dict[str, Any]) -> dict[str, Any]:
     """The fingerprinted keys of a resolved config (a plain dict), canonical."""
-    return {k: _canonical(v) for k, v in flatten(container).items() if not _excluded(k)}
+    left_out = excluded(rules_of(container))
+    return {k: _canonical(v) for k, v in flatten(container).items() if not _excluded(k, left_out)}
 
 
 def config_values(cfg: DictConfig) -> dict[str, Any]:
@@ -89,7 +86,7 @@ def digest(values: dict[str, Any]) -> str:
 def recorded_values(run_dir: Path) -> dict[str, Any] | None:
     """The fingerprinted keys of the config a run directory was started with (its config.yaml),
     or None when that file is missing or unreadable."""
-    path = Path(run_dir) / "config.yaml"
+    path = Path(run_dir) / CONFIG
     try:
         return values_of(OmegaConf.to_container(OmegaConf.load(path), resolve=False))  # type: ignore[arg-type]
     except Exception:  # noqa: BLE001 - missing, unreadable or not YAML: "unknown"

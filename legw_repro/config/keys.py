@@ -1,25 +1,41 @@
-"""One rule per config key a user can type: its type, its range, what null means, and the fix.
+"""The one declaration of every config key: its type, its range, what null means, its meaning.
 
-Why a table: the checks used to live in each task's constructor and the model code, so a bad
+Why one table: the checks used to live in each task's constructor and the model code, so a bad
 value was found after the data was loaded (or after an epoch, in validation), or was replaced by
 a default without a word (`task.bptt=0`, `task.model.hidden=0`, `task.max_train_tokens=-5`).
-Here every key of every shipped config has a rule, checked before anything is built; a test
-(`tests/test_validation.py`) fails when a key in configs/ has none. The keys every run has are
-here (`COMMON`); a task declares its own `task.*` keys on its class (`Task.config_keys`, e.g.
-legw_repro/tasks/ptb/keys.py). Rules that involve two keys (batch vs processes, bf16 vs device)
-are in `legw_repro/config/validate.py`, a task's own in `Task.check_config`.
+Here every key of every shipped config is declared once (`Rule`), and everything else derives
+from the declarations: the checks before anything is built (`legw_repro/config/validate.py`),
+the fingerprint's exclusions (`fingerprint=False`, legw_repro/config/fingerprint.py), the
+fallbacks the run spec reads for keys a config may omit (`default`), and the generated reference
+docs/config.md (legw_repro/config/reference.py). The keys every run has are here (`COMMON`); a
+task declares its own `task.*` keys on its class (`Task.config_keys`, e.g.
+legw_repro/tasks/ptb/keys.py). The default values live in the YAML groups under configs/,
+because they vary by task x scale; rules that involve two keys (batch vs processes, bf16 vs
+device) are in validate.py, a task's own in `Task.check_config`. tests/test_config_reference.py
+fails when a key in configs/ has no declaration or a declaration no key.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 from legw_repro.schedule import DECAYS, HANDOVERS, RULES, WARMUPS
 
 #: the optimizers a policy can name; each is a recipe block of the task (`task.sgd`, `task.adam`)
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam")
+
+
+class _InConfigs:
+    """The `default` of a key whose default is in configs/ (every shipped key but a few)."""
+
+    def __repr__(self) -> str:
+        return "IN_CONFIGS"
+
+
+IN_CONFIGS: Any = _InConfigs()
 
 
 def show(value: Any) -> str:
@@ -48,7 +64,11 @@ def _bound(x: float | None) -> str:
 
 @dataclass(frozen=True)
 class Rule:
+    """One key's declaration. `meaning` is required: the reference (docs/config.md) says it."""
+
     kind: str  # int | number | bool | choice | text | numbers | texts
+    _: KW_ONLY
+    meaning: str  # one line: what the key decides (never a result)
     lo: float | None = None
     hi: float | None = None
     lo_open: bool = False
@@ -57,7 +77,21 @@ class Rule:
     choices: tuple[Any, ...] = ()
     length: int | None = None  # numbers: exact list length
     inf: bool = False  # number: +inf allowed (e.g. "never")
+    forbid: str = ""  # text: characters refused, and with them spaces at either end
     hint: str = ""
+    #: False: the key cannot change a trained weight or a recorded metric (where the data and the
+    #: output live, progress bars, how often checkpoints are written), so the fingerprint skips it
+    fingerprint: bool = True
+    #: the value where a config omits the key (the code reads it with this); IN_CONFIGS: every
+    #: shipped config holds the key, with its default there
+    default: Any = IN_CONFIGS
+    #: its range depends on other keys (the epoch budget): the schedule library checks it, when
+    #: `task.schedule.decay` names its block (`ScheduleSpec.validate`); unused blocks are not read
+    by_schedule: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.meaning.strip() or "\n" in self.meaning:
+            raise ValueError(f"a {self.kind} rule needs its meaning, on one line")
 
     def describe(self) -> str:
         if self.kind == "choice":
@@ -66,6 +100,8 @@ class Rule:
             what = "true or false"
         elif self.kind == "text":
             what = "a non-empty string"
+            if self.forbid:
+                what += f" without spaces at its ends or any of {self.forbid}"
         elif self.kind == "texts":
             what = "a list of strings"
         elif self.kind == "numbers":
@@ -75,7 +111,10 @@ class Rule:
             what = "a positive integer"
         else:
             what = f"{'an integer' if self.kind == 'int' else 'a number'} {self._range()}".rstrip()
-        return what + (f" or null ({self.null})" if self.null else "")
+        what += f" or null ({self.null})" if self.null else ""
+        if self.by_schedule and self.kind in ("number", "numbers"):
+            what += " (its range: the schedule library's, which checks it against the budget)"
+        return what
 
     def _options(self) -> str:
         """The choices as typed: ['bpe', 'unigram'], ['auto', true, false]."""
@@ -110,7 +149,9 @@ class Rule:
         if self.kind == "choice":  # by type too: true is not 1, 'true' is not true
             return any(type(v) is type(c) and v == c for c in self.choices)
         if self.kind == "text":
-            return isinstance(v, str) and v != ""
+            if not isinstance(v, str) or v == "":
+                return False
+            return not self.forbid or (v == v.strip() and not set(v) & set(self.forbid))
         if self.kind == "texts":
             return isinstance(v, list) and all(isinstance(x, str) for x in v)
         if self.kind == "numbers":
@@ -119,8 +160,9 @@ class Rule:
         raise AssertionError(self.kind)
 
     def error(self, key: str, v: Any) -> str | None:
-        """The one-line refusal for `key=v`, or None when the value is fine."""
-        if self.ok(v):
+        """The one-line refusal for `key=v`, or None when the value is fine (or, `by_schedule`,
+        is the schedule library's to check)."""
+        if self.by_schedule or self.ok(v):
             return None
         if self.kind == "choice":
             msg = f"{key}={show(v)} is not allowed; choose one of {self._options()}"
@@ -130,116 +172,265 @@ class Rule:
         )
 
 
-def integer(lo: int = 1, hi: int | None = None, *, null: str | None = None, hint: str = "") -> Rule:
-    return Rule("int", lo=lo, hi=hi, null=null, hint=hint)
+# -- the declaration helpers: a kind and its range; `meaning` and the rest by keyword ----------
+def integer(lo: int = 1, hi: int | None = None, **kw: Any) -> Rule:
+    return Rule("int", lo=lo, hi=hi, **kw)
 
 
-def number(
-    lo: float | None = 0.0,
-    hi: float | None = None,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    null: str | None = None,
-    inf: bool = False,
-    hint: str = "",
-) -> Rule:
-    return Rule("number", lo, hi, lo_open, hi_open, null=null, inf=inf, hint=hint)
+def number(lo: float | None = 0.0, hi: float | None = None, **kw: Any) -> Rule:
+    return Rule("number", lo=lo, hi=hi, **kw)
 
 
-def positive(*, null: str | None = None, hint: str = "") -> Rule:
-    return number(0.0, lo_open=True, null=null, hint=hint)
+def positive(**kw: Any) -> Rule:
+    return number(0.0, lo_open=True, **kw)
 
 
-def below_a_million(*, hint: str = "") -> Rule:
+def below_a_million(**kw: Any) -> Rule:
     """(0, 1e6): a learning rate or a factor on one. `base_lr=1e300` passed a plain positive()
     and crashed at step 2 with an overflow traceback; no recipe comes near 1e6."""
-    return number(0.0, 1e6, lo_open=True, hi_open=True, hint=hint)
+    return number(0.0, 1e6, lo_open=True, hi_open=True, **kw)
 
 
-def fraction(*, null: str | None = None, hint: str = "") -> Rule:
+def fraction(**kw: Any) -> Rule:
     """[0, 1): dropout, momentum, label smoothing."""
-    return number(0.0, 1.0, hi_open=True, null=null, hint=hint)
+    return number(0.0, 1.0, hi_open=True, **kw)
 
 
-def choice(*options: str | bool, null: str | None = None) -> Rule:
-    return Rule("choice", choices=options, null=null)
+def choice(*options: str | bool, **kw: Any) -> Rule:
+    return Rule("choice", choices=options, **kw)
 
 
-BOOL = Rule("bool")
-TEXT = Rule("text")
+def boolean(**kw: Any) -> Rule:
+    return Rule("bool", **kw)
 
 
-def text(null: str) -> Rule:
-    return Rule("text", null=null)
+def text(**kw: Any) -> Rule:
+    return Rule("text", **kw)
 
 
+def texts(**kw: Any) -> Rule:
+    return Rule("texts", **kw)
+
+
+def numbers(lo: float | None = None, hi: float | None = None, **kw: Any) -> Rule:
+    return Rule("numbers", lo=lo, hi=hi, **kw)
+
+
+#: the keys every run has (a task's own `task.*` keys: `Task.config_keys`)
 COMMON: dict[str, Rule] = {
-    "batch_size": integer(hint="the global batch of one optimizer step"),
-    "epochs": positive(),
+    "batch_size": integer(
+        meaning="the global batch of one optimizer step (all ranks x accumulation)",
+        hint="the global batch of one optimizer step",
+    ),
+    "epochs": positive(meaning="the epoch budget, the same at every batch size"),
     "seed": integer(
         0,
         2**32 - 1,
+        meaning="the run's seed (initialisation, data order, dropout)",
         hint="torch and numpy keep only 32 bits of a seed, so a larger one would train "
         "exactly as a smaller one while the record names another",
     ),  # fmt: skip
-    "data_dir": TEXT,
-    "device": choice("auto", "cpu", "cuda"),
-    "precision": choice("fp32", "bf16"),
-    "cuda_graphs": choice("auto", True, False),
-    "accum_steps": integer(),
-    "resume": BOOL,
-    "overwrite": BOOL,
-    "progress": BOOL,
-    "eval_every_epochs": positive(),
-    "checkpoint_every_min": number(hint="0: only at epoch ends"),
-    "checkpoint_every_steps": integer(0, null="off", hint="0 also means off"),
+    "data_dir": text(
+        meaning="the root of the data sets, one folder each (<data_dir>/<data set>/)",
+        fingerprint=False,
+    ),
+    "device": choice(
+        "auto",
+        "cpu",
+        "cuda",
+        meaning="where the run trains (auto: CUDA when there is one)",
+        fingerprint=False,
+    ),
+    "precision": choice("fp32", "bf16", meaning="fp32, or bf16 autocast (CUDA only)"),
+    "cuda_graphs": choice(
+        "auto",
+        True,
+        False,
+        meaning="the training step replayed as one CUDA graph (auto: where it applies, else "
+        "eager; the record says why)",
+        fingerprint=False,
+    ),
+    "accum_steps": integer(
+        meaning="micro-batches per rank per optimizer step (gradient accumulation)"
+    ),
+    "resume": boolean(
+        meaning="continue from the run directory's checkpoint, skip it if finished (same "
+        "config fingerprint only)",
+        fingerprint=False,
+    ),
+    "overwrite": boolean(
+        meaning="discard the run directory's record and checkpoints and start over",
+        fingerprint=False,
+    ),
+    "progress": boolean(meaning="a tqdm progress bar on rank 0", fingerprint=False),
+    "eval_every_epochs": positive(meaning="validation every this many epochs (and at the end)"),
+    "checkpoint_every_min": number(
+        meaning="also checkpoint every this many minutes (0: only at epoch ends)",
+        hint="0: only at epoch ends",
+        fingerprint=False,
+    ),
+    "checkpoint_every_steps": integer(
+        0,
+        null="off",
+        meaning="also checkpoint every this many optimizer steps (0: off)",
+        hint="0 also means off",
+        fingerprint=False,
+    ),
+    "checkpoint_keep": choice(
+        "all",
+        "last",
+        "none",
+        meaning="checkpoints a finished (completed or diverged) run keeps: all (last.pt and "
+        "prev.pt), last (last.pt: the final weights), none; a preempted run keeps all",
+        fingerprint=False,
+    ),
     "diverge_factor": number(
         1.0,
         lo_open=True,
         inf=True,
+        meaning="stop as diverged when the mean loss of 20 steps exceeds this x the first loss",
         hint="a run is diverged when its loss exceeds this x its "
         "first loss; a factor <= 1 would stop healthy runs (inf: never)",
     ),  # fmt: skip
-    "dist_timeout_s": number(1.0, 86400.0, hint="seconds a DDP collective may wait for a rank"),
-    "wandb.mode": choice("auto", "online", "offline", "disabled"),
-    "wandb.project": TEXT,
-    "wandb.entity": text("your default entity"),
-    "wandb.group": text("<task>-<scale>"),
-    "wandb.tags": Rule("texts"),
-    "wandb.run_id": text("derived from the run directory"),
-    "policy.name": TEXT,
-    "policy.optimizer": choice(*OPTIMIZERS),
-    "policy.rule": choice(*RULES),
-    "policy.warmup": choice(*WARMUPS),
-    "policy.lr_multiplier": below_a_million(
-        hint="the tuned-LR oracle's factor on the recipe's rate"
+    "dist_timeout_s": number(
+        1.0,
+        86400.0,
+        meaning="DDP: seconds a collective waits for a stalled rank before the job ends",
+        hint="seconds a DDP collective may wait for a rank",
+        fingerprint=False,
     ),
-    "scale.name": TEXT,
-    "scale.reduced": BOOL,
-    "task.name": TEXT,
-    "task.cls": TEXT,
-    "task.base_batch_size": integer(),
-    "task.epochs": positive(),
-    "task.schedule.warmup_epochs": number(hint="0: no warmup"),
-    "task.schedule.handover": choice(*HANDOVERS),
-    "task.schedule.decay": choice(*DECAYS),
+    "wandb.mode": choice(
+        "auto",
+        "online",
+        "offline",
+        "disabled",
+        meaning="a mirror of the run on Weights & Biases: auto (WANDB_MODE if set, else "
+        "disabled), online (after `wandb login`), offline, disabled",
+        fingerprint=False,
+    ),
+    "wandb.project": text(meaning="the W&B project", fingerprint=False),
+    "wandb.entity": text(
+        null="your default entity", meaning="the W&B user or team", fingerprint=False
+    ),
+    "wandb.group": text(null="<task>-<scale>", meaning="the W&B run group", fingerprint=False),
+    "wandb.tags": texts(meaning="the W&B run's tags", fingerprint=False),
+    "wandb.run_id": text(
+        null="derived from the run directory",
+        meaning="the W&B run id, so that a resumed run continues its W&B run",
+        fingerprint=False,
+        default=None,
+        # W&B refuses these at wandb.init, after the data is loaded (validate_run_id)
+        forbid=":;,#?/'",
+    ),
+    "policy.name": text(meaning="the policy's name, in run paths and records"),
+    "policy.optimizer": choice(
+        *OPTIMIZERS, meaning="the optimizer; its recipe is the task's block of that name"
+    ),
+    "policy.rule": choice(
+        *RULES, meaning="how the peak LR scales with k = batch_size / task.base_batch_size"
+    ),
+    "policy.warmup": choice(
+        *WARMUPS, meaning="how the warmup scales with k (fixed: as many epochs; legw: epochs x k)"
+    ),
+    "policy.lr_multiplier": below_a_million(
+        meaning="a factor on the recipe's base LR (the tuned-LR oracle's policy sets it)",
+        hint="the tuned-LR oracle's factor on the recipe's rate",
+        default=1.0,
+    ),
+    "scale.name": text(meaning="the scale's name, in run paths and records"),
+    "scale.reduced": boolean(
+        meaning="true when this task at this scale departs from the paper's protocol (a "
+        "smaller model, a shorter budget or a slice of the data); reports say so"
+    ),
+    "task.name": text(meaning="the task's name, in run paths and records"),
+    "task.cls": text(meaning="the import path of the Task class that implements the task"),
+    "task.base_batch_size": integer(
+        meaning="the batch the recipe is tuned at: k = batch_size / task.base_batch_size"
+    ),
+    "task.epochs": positive(meaning="the task's epoch budget at this scale (epochs' default)"),
+    "task.schedule.warmup_epochs": number(
+        meaning="the warmup in epochs at the base batch (policy.warmup scales it)",
+        hint="0: no warmup",
+    ),
+    "task.schedule.handover": choice(
+        *HANDOVERS,
+        meaning="how the warmup hands over to the decay (legw_repro/schedule/handover.py)",
+        default="product",
+    ),
+    "task.schedule.decay": choice(
+        *DECAYS, meaning="the LR decay; its parameters are the block of that name, in epochs"
+    ),
+    # the decay blocks: which parameters each decay takes is the schedule library's DECAY_PARAMS
+    "task.schedule.exponential.gamma": number(
+        None, meaning="the factor on the LR per epoch from start_epoch on", by_schedule=True
+    ),
+    "task.schedule.exponential.start_epoch": number(
+        None, meaning="the epoch the exponential decay starts at", by_schedule=True
+    ),
+    "task.schedule.exponential.staircase": boolean(
+        meaning="true: the factor applies at whole epochs only (a step function)",
+        by_schedule=True,
+    ),
+    "task.schedule.polynomial.power": number(
+        None, meaning="the exponent of the polynomial decay (1: linear)", by_schedule=True
+    ),
+    "task.schedule.polynomial.end_factor": number(
+        None, meaning="the final LR as a fraction of the peak", by_schedule=True
+    ),
+    "task.schedule.cosine.end_factor": number(
+        None, meaning="the final LR as a fraction of the peak", by_schedule=True
+    ),
+    "task.schedule.multistep.milestones": numbers(
+        meaning="the epochs at which the LR is multiplied by gamma", by_schedule=True
+    ),
+    "task.schedule.multistep.gamma": number(
+        None, meaning="the factor on the LR at each milestone", by_schedule=True
+    ),
+    # the optimizer recipes, tuned at the base batch (policy.optimizer picks one)
+    "task.sgd.base_lr": below_a_million(
+        meaning="SGD's peak LR at the base batch (policy.rule scales it)"
+    ),
+    "task.sgd.momentum": fraction(meaning="SGD's momentum"),
+    "task.sgd.weight_decay": number(meaning="SGD's L2 weight decay"),
+    "task.sgd.clip": number(
+        null="no clipping",
+        meaning="the gradient-norm clip under SGD",
+        hint="0 also means no clipping",
+    ),
+    "task.adam.base_lr": below_a_million(
+        meaning="Adam's peak LR at the base batch (policy.rule scales it)"
+    ),
+    "task.adam.weight_decay": number(meaning="Adam's L2 weight decay", default=0.0),
+    "task.adam.clip": number(
+        null="no clipping",
+        meaning="the gradient-norm clip under Adam",
+        hint="0 also means no clipping",
+    ),
+    "task.adam.eps": positive(meaning="Adam's epsilon", default=1e-8),
+    "task.adam.betas": numbers(
+        0.0, 1.0, hi_open=True, length=2, meaning="Adam's (beta1, beta2)", default=(0.9, 0.999)
+    ),
 }
-for _opt in OPTIMIZERS:
-    COMMON |= {
-        f"task.{_opt}.base_lr": below_a_million(),
-        f"task.{_opt}.momentum": fraction(),
-        f"task.{_opt}.weight_decay": number(),
-        f"task.{_opt}.clip": number(null="no clipping", hint="0 also means no clipping"),
-        f"task.{_opt}.eps": positive(),
-        f"task.{_opt}.betas": Rule("numbers", 0.0, 1.0, hi_open=True, length=2),
-    }
-
-#: the decay blocks (`task.schedule.<decay>.*`): the schedule library checks the block in use
-#: (`ScheduleSpec.validate`, from `build_spec`); the others are not read
-DECAY_BLOCKS = tuple(f"task.schedule.{d}." for d in DECAYS)
 
 
-def rules_for(task_cls: type) -> dict[str, Rule]:
+def rules_for(task_cls: type | None) -> dict[str, Rule]:
     """The rules of a run's keys: the common ones and the task class's own (`config_keys`)."""
     return COMMON | dict(getattr(task_cls, "config_keys", {}))
+
+
+def default(key: str) -> Any:
+    """The value the code reads for `key` where a config omits it (its declared `default`)."""
+    value = COMMON[key].default
+    assert value is not IN_CONFIGS, f"{key} has its default in configs/, not in its declaration"
+    return value
+
+
+def rules_of(container: dict[str, Any]) -> dict[str, Rule]:
+    """The rules of a resolved config (a plain dict): its task class's too, when `task.cls`
+    imports (a record of a task no longer installed: the common ones)."""
+    path = str((container.get("task") or {}).get("cls", ""))
+    module, _, name = path.rpartition(".")
+    try:
+        return rules_for(getattr(importlib.import_module(module), name))
+    except (ImportError, AttributeError, ValueError):
+        return dict(COMMON)

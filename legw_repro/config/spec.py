@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from legw_repro.config.keys import default
 from legw_repro.config.validate import ConfigError, check_config, check_recipe
 from legw_repro.schedule import ScheduleSpec
 
@@ -38,11 +39,12 @@ class OptimizerSpec:
 
     name: str  # sgd | adam
     base_lr: float
+    # where a recipe omits a field: adam's keys' declared defaults (config/keys.py)
     momentum: float = 0.0  # sgd only
-    weight_decay: float = 0.0
+    weight_decay: float = default("task.adam.weight_decay")
     clip: float | None = None  # gradient-norm clip; None: off (0 or null in the config)
-    betas: tuple[float, float] = (0.9, 0.999)  # adam only
-    eps: float = 1e-8  # adam only
+    betas: tuple[float, float] = default("task.adam.betas")
+    eps: float = default("task.adam.eps")
 
 
 @dataclass(frozen=True)
@@ -105,25 +107,29 @@ def _plain(node: Any) -> Any:
 
 
 def lr_multiplier(cfg: DictConfig) -> float:
-    """``policy.lr_multiplier`` (1 unless the policy is the tuned-LR oracle's), checked."""
-    m = cfg.policy.get("lr_multiplier", 1.0)
-    if isinstance(m, bool) or not isinstance(m, int | float) or not 0 < m < float("inf"):
-        raise ConfigError(f"policy.lr_multiplier={m!r} must be a positive number (e.g. 0.5, 2)")
-    return float(m)
+    """``policy.lr_multiplier`` (checked by its declaration; its default where a policy file
+    omits it: every policy but the tuned-LR oracle's)."""
+    return float(cfg.policy.get("lr_multiplier", default("policy.lr_multiplier")))
 
 
 def _optimizer(cfg: DictConfig) -> OptimizerSpec:
+    """The recipe's values; a field the recipe omits keeps its default (the declaration's for
+    an optional key such as `task.adam.eps`; a field the optimizer has no key for, such as
+    SGD's betas, is recorded as OptimizerSpec's default and not used)."""
     recipe = check_recipe(cfg)
+    name = str(cfg.policy.optimizer)
     clip = float(recipe.get("clip") or 0.0)
+    given: dict[str, Any] = {
+        f: float(recipe[f]) for f in ("momentum", "weight_decay", "eps") if f in recipe
+    }
+    if "betas" in recipe:
+        given["betas"] = tuple(float(b) for b in _plain(recipe.betas))
     return OptimizerSpec(
-        name=str(cfg.policy.optimizer),
+        name=name,
         # the tuned-LR oracle's policy scales the recipe's rate (legw_repro/sweep/oracle.py)
         base_lr=float(recipe.base_lr) * lr_multiplier(cfg),
-        momentum=float(recipe.get("momentum", 0.0)),
-        weight_decay=float(recipe.get("weight_decay", 0.0)),
         clip=clip if clip > 0 else None,
-        betas=tuple(float(b) for b in _plain(recipe.get("betas", (0.9, 0.999)))),
-        eps=float(recipe.get("eps", 1e-8)),
+        **given,
     )
 
 
@@ -139,7 +145,7 @@ def _schedule(cfg: DictConfig, opt: OptimizerSpec) -> ScheduleSpec:
         rule=str(cfg.policy.rule),
         warmup=str(cfg.policy.warmup),
         decay=decay,
-        handover=str(sched.get("handover", "product")),
+        handover=str(sched.get("handover", default("task.schedule.handover"))),
         **(_plain(sched.get(decay)) or {}),
     )
 

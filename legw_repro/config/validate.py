@@ -2,12 +2,13 @@
 
 `check_config` looks at the composed config as a whole: keys nobody reads (a typo such as
 `+batchsize=20`, answered with the closest known key), keys removed from it, every value against
-its rule (`legw_repro/config/keys.py`), then the combinations no single rule sees (a batch that does
-not split over the processes, bf16 without CUDA, a policy contradicting its own file; a task's
-own in `Task.check_config`, e.g. GNMT's tied embeddings). `legw_repro.config.spec.build_spec` calls it before reading the values into a
-`RunSpec`, and then checks the LR schedule as a whole. Data-dependent limits (a batch larger
-than the data set) are checked when the data is loaded, still before the first step
-(`legw_repro/train.py`).
+its declaration (`legw_repro/config/keys.py`, the one home of a key's type and range), then the
+combinations no single declaration sees (a batch that does not split over the processes, bf16
+without CUDA, a policy contradicting its own file; a task's own in `Task.check_config`, e.g.
+GNMT's tied embeddings). `legw_repro.config.spec.build_spec` calls it before reading the values
+into a `RunSpec`, and then checks the LR schedule as a whole. Data-dependent limits (a batch
+larger than the data set) are checked when the data is loaded, still before the first step
+(`check_task_data`, from legw_repro/run/lifecycle.py).
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from omegaconf.errors import OmegaConfBaseException
 
 from legw_repro.config.config_dir import CONFIGS
 from legw_repro.config.fingerprint import flatten
-from legw_repro.config.keys import OPTIMIZERS, rules_for, show
+from legw_repro.config.keys import rules_for, show
+from legw_repro.run.status import Refused
 
 #: groups whose options are chosen by name on the command line (`task=ptb`)
 GROUPS = ("task", "policy", "scale", "task_scale", "experiment")
 
 
-class ConfigError(ValueError):
+class ConfigError(Refused):
     """A bad config value. The message names the key, the value, and the fix, on one line."""
 
 
@@ -146,12 +148,9 @@ def task_class(cfg: DictConfig) -> type:
 
 
 def check_recipe(cfg: DictConfig) -> DictConfig:
-    """The task's recipe for the policy's optimizer (task.sgd / task.adam)."""
+    """The task's recipe for the policy's optimizer (task.sgd / task.adam; the name is checked
+    by its declaration, in `check_values`)."""
     name = str(cfg.policy.optimizer)
-    if name not in OPTIMIZERS:
-        raise ConfigError(
-            f"policy.optimizer={name!r} is not allowed; choose one of {list(OPTIMIZERS)}"
-        )
     recipe = cfg.task.get(name)
     if recipe is None:
         raise ConfigError(

@@ -19,14 +19,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import random
 import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -36,10 +34,12 @@ from legw_repro.config.spec import RunSpec
 from legw_repro.loop import checkpoint, distributed
 from legw_repro.loop.checkpoint import CheckpointMismatch
 from legw_repro.loop.cudagraph import CaptureFailed, GraphedStep
+from legw_repro.loop.diskfull import writing
 from legw_repro.loop.distributed import DistInfo
 from legw_repro.loop.losslog import LossLog, sync_every
 from legw_repro.loop.nonfinite import NonFinite
 from legw_repro.loop.optim import build_optimizer
+from legw_repro.loop.rng import rng_state, seed_everything, set_rng_state
 from legw_repro.schedule import LEGWScheduler, schedule_summary
 
 if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
@@ -47,31 +47,6 @@ if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
     from legw_repro.tasks.base import Task
 
 log = logging.getLogger(__name__)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict[str, Any]:
-    state = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _to(obj: Any, device: torch.device) -> Any:
@@ -126,8 +101,12 @@ class Trainer:
         *,
         progress: bool = True,
         cuda_graphs: bool | str = False,
+        fingerprint: str | None = None,
     ) -> None:
         self.spec = spec
+        #: the run's fingerprint (config/fingerprint.py): written into every checkpoint, and a
+        #: checkpoint holding another one is refused on resume (another seed's last.pt copied in)
+        self.fingerprint = fingerprint
         self.task = task
         self.dist = dist
         self.record = record
@@ -176,23 +155,23 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Collective: every rank contributes its carry and RNG; rank 0 writes one file."""
         per_rank = distributed.all_gather_object(
-            {"carry": _to(self.carry, torch.device("cpu")), "rng": _rng_state()},
+            {"carry": _to(self.carry, torch.device("cpu")), "rng": rng_state()},
             self.dist.world_size,
         )
         if not self.dist.is_main or not self.record.enabled:
             return
         self.record.flush()  # rows up to this step reach the disk before the checkpoint does
-        checkpoint.save(
-            {
-                "model": self.model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "loop": self.state.__dict__,
-                "per_rank": per_rank,
-                "world_size": self.dist.world_size,
-            },
-            self.checkpoint_dir,
-        )
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "loop": self.state.__dict__,
+            "per_rank": per_rank,
+            "world_size": self.dist.world_size,
+            "fingerprint": self.fingerprint,
+        }
+        with writing(self.checkpoint_dir / checkpoint.LAST):  # a full disk: one line, not torch's
+            checkpoint.save(state, self.checkpoint_dir)
         self._beat(force=True)
 
     def restore(self) -> int | None:
@@ -207,6 +186,18 @@ class Trainer:
         return self.state.step
 
     def _apply(self, ckpt: dict[str, Any]) -> None:
+        theirs = ckpt.get("fingerprint")
+        if self.fingerprint and theirs != self.fingerprint:
+            whose = (
+                f"belongs to another run (fingerprint {theirs[:12]}, this run's "
+                f"{self.fingerprint[:12]}: another seed or recipe); put back this run's checkpoint"
+                if theirs
+                else "names no run (written before checkpoints carried their run's fingerprint), "
+                "so it cannot be shown to be this run's"
+            )
+            raise CheckpointMismatch(
+                f"the checkpoint in {self.checkpoint_dir} {whose}; or start over with overwrite=true"
+            )
         if ckpt["world_size"] != self.dist.world_size:
             raise CheckpointMismatch(
                 f"the checkpoint in {self.checkpoint_dir} was written with world_size="
@@ -219,7 +210,7 @@ class Trainer:
         self.state = LoopState(**ckpt["loop"])
         mine = ckpt["per_rank"][self.dist.rank]
         self.carry = _to(mine["carry"], self.device)
-        _set_rng_state(mine["rng"])
+        set_rng_state(mine["rng"])
         return True
 
     # -- the loop ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import sys
 import time
@@ -32,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.loop.distributed import DistInfo
 from legw_repro.noise import estimator as noise
+from legw_repro.run.records import CONFIG, METRICS, read_rows
 
 NOISE_FIELDS = (
     "epoch", "step", "b_simple", "ci_low", "ci_high", "se", "g2", "trace_sigma",
@@ -49,7 +49,7 @@ def load_run_config(run_dir: Path, device: str) -> DictConfig:
     $LEGW_DATA_DIR when set (the recorded data_dir may be another machine's path)."""
     from legw_repro.run.records import recorded_config
 
-    if not (run_dir / "config.yaml").is_file():
+    if not (run_dir / CONFIG).is_file():
         raise NoiseError(f"--run {run_dir} holds no config.yaml; give a run record directory")
     cfg = recorded_config(run_dir)
     OmegaConf.set_struct(cfg, False)
@@ -102,14 +102,12 @@ def early_fractions(n: int) -> list[float]:
 
 def recorded_metric(run_dir: Path, metric: str) -> dict[int, float]:
     """The run record's validation metric at each whole epoch (metrics.jsonl eval rows)."""
-    path, out = run_dir / "metrics.jsonl", {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            row = json.loads(line)
-            whole = float(row.get("epoch", 0.5)).is_integer()
-            if row.get("kind") == "eval" and row.get("split") == "valid" and whole:
-                value = row[metric]  # null: a non-finite value (bare NaN/Infinity in old records)
-                out[int(row["epoch"])] = float("nan") if value is None else float(value)
+    out = {}
+    for row in read_rows(run_dir / METRICS):
+        whole = float(row.get("epoch", 0.5)).is_integer()
+        if row.get("kind") == "eval" and row.get("split") == "valid" and whole:
+            value = row[metric]  # null: a non-finite value (bare NaN/Infinity in old records)
+            out[int(row["epoch"])] = float("nan") if value is None else float(value)
     return out
 
 
@@ -332,7 +330,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--task",
         default=None,
-        help="default --run results/TASK/records/sqrt_legw/b<base>-s0, --out results/TASK-noise",
+        help="default --run results/TASK/cpu/records/sqrt_legw/b<base>-s0, --out results/TASK/noise",
     )
     p.add_argument("--run", type=Path, default=None, help="the recorded run (config.yaml)")
     p.add_argument("--out", type=Path, default=None, help="folder for the csv and table")
@@ -377,7 +375,7 @@ def task_defaults(task: str) -> tuple[Path, Path]:
         names = sorted(p.stem for p in (CONFIGS / "task").glob("*.yaml"))
         raise NoiseError(f"--task {task!r} is unknown; choose one of {names}")
     base = int(OmegaConf.load(path).base_batch_size)
-    return Path(f"results/{task}/records/sqrt_legw/b{base}-s0"), Path(f"results/{task}-noise")
+    return Path(f"results/{task}/cpu/records/sqrt_legw/b{base}-s0"), Path(f"results/{task}/noise")
 
 
 def run(args: argparse.Namespace) -> str:

@@ -14,8 +14,8 @@ mean at the base budget): enough epochs and a gap -> *rule-limited*; enough and 
 *holds*; starved and a gap -> *starved* (the shortfall is the steps'); starved and no gap ->
 *model pessimistic* (B_simple, a proxy for the critical batch, overstates the cost there).
 
-`python -m legw_repro.noise.predict --noise results/mnist-noise/noise.csv --budget
-10=results/mnist/summary.csv --budget 40=results/mnist-budget40/summary.csv` prints the table.
+`python -m legw_repro.noise.predict --noise results/mnist/noise/noise.csv --budget
+10=results/mnist/cpu/summary.csv --budget 40=results/mnist/cpu-budget40/summary.csv` prints the table.
 """
 
 from __future__ import annotations

@@ -23,12 +23,14 @@ from legw_repro.config.cli import check_writable
 from legw_repro.config.fingerprint import config_values, digest
 from legw_repro.config.spec import RunSpec, build_spec, record_fields
 from legw_repro.config.validate import ConfigError, check_task_data, task_class
-from legw_repro.loop import distributed
+from legw_repro.loop import checkpoint, distributed
+from legw_repro.loop.diskfull import DiskFull, no_space
 from legw_repro.loop.distributed import DistInfo, DistributedFault
 from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
-from legw_repro.run.records import RunRecord, now_iso, read_summary
+from legw_repro.run.records import CONFIG, RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
+from legw_repro.run.status import FINISHED, Refused
 
 log = logging.getLogger(__name__)
 
@@ -52,15 +54,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     spec = build_spec(cfg, int(os.environ.get("WORLD_SIZE", "1")))
     run_dir = Path(run_dir)
     values = config_values(cfg)
-    # the signal handlers first: a signal while the data loads stops the run at its first step
-    with PreemptionGuard() as guard, _writer(run_dir, int(os.environ.get("RANK", "0")) == 0):
+    # the signals are caught from here on, before the data is loaded (run/preemption.py)
+    with _writer(run_dir, int(os.environ.get("RANK", "0")) == 0), PreemptionGuard() as guard:
         previous = read_summary(run_dir)
         decision = rundir.decide(
             run_dir,
             (previous or {}).get("status"),
             rundir.holds_record(run_dir),
             rundir.config_difference(run_dir, previous, values)
-            if previous or (run_dir / "config.yaml").is_file()
+            if previous or (run_dir / CONFIG).is_file()
             else [],
             resume=bool(cfg.resume),
             overwrite=bool(cfg.overwrite),
@@ -73,8 +75,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         started = (previous or {}).get("started_at") if decision.action == "resume" else None
         dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
         try:
-            args = (spec, dist, run_dir, started, digest(values), decision.action)
-            return _train(cfg, *args, guard)
+            return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action, guard)
         finally:
             distributed.teardown()
 
@@ -85,7 +86,7 @@ def _as_config_errors() -> Iterator[None]:
     input found before training (a batch larger than the data set), so it ends as one."""
     try:
         yield
-    except ConfigError:
+    except Refused:
         raise
     except ValueError as e:
         raise ConfigError(" ".join(str(e).split())) from None
@@ -115,6 +116,7 @@ def _train(
             record,
             progress=bool(cfg.progress),
             cuda_graphs=cfg.get("cuda_graphs", False),
+            fingerprint=fingerprint,
         )
     if action == "resume":
         trainer.restore()  # before the record is touched: a refusal leaves it as it was
@@ -154,6 +156,10 @@ def _train(
     summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
     if summary["status"] == "preempted":
         raise guard.preempted(trainer.state.step, str(run_dir))
+    if dist.is_main and summary["status"] in FINISHED:
+        gone = checkpoint.prune(record.checkpoint_path.parent, str(cfg.checkpoint_keep))
+        if gone:
+            log.info("%s: checkpoint_keep=%s removed %s", run_dir, cfg.checkpoint_keep, gone)
     if dist.is_main:
         log.info("%s: %s %s", run_dir, summary["status"], summary["final"])
     return summary
@@ -161,16 +167,26 @@ def _train(
 
 def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s: float) -> dict:
     """Train and write the final summary; a failure is recorded as "failed", then raised (a
-    collective that failed as DistributedFault, one line)."""
+    collective that failed as DistributedFault, a full disk as DiskFull: one line each)."""
     try:
         result = trainer.fit(resume=trainer.resumed_from is not None)
     except Exception as e:
         fault = distributed.fault_message(e, dist, timeout_s)
-        reason = fault or f"{type(e).__name__}: {e}"
+        full = e if isinstance(e, DiskFull) else None
+        if full is None and (cause := no_space(e)) is not None:  # a write no `writing` names
+            full = DiskFull(record.run_dir, cause)
+        reason = fault or (str(full) if full else f"{type(e).__name__}: {e}")
         final = trainer.final_metrics("failed")
-        _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+        try:
+            _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+        except DiskFull:
+            if full is None:
+                raise
+            # no room for the summary either: it stays "running" at the last heartbeat
         if fault:
             raise DistributedFault(fault) from e
+        if full is not None and full is not e:
+            raise full from e
         raise
     return _finish(record, {**base, **trainer.summary_fields()}, **result)
 

@@ -1,4 +1,4 @@
-"""Preemption: SIGTERM / SIGUSR1 / SIGINT (Ctrl-C) stop a run at a step boundary with nothing lost.
+"""Preemption: SIGTERM / SIGUSR1 / SIGINT (Ctrl-C) stop a run at a step boundary, nothing lost.
 
 Why: clusters end jobs with a signal (SLURM sends SIGUSR1 with `--signal`, then SIGTERM), and a
 trainer that dies on it leaves no checkpoint for the steps since the last one and a summary that
@@ -7,17 +7,18 @@ it is in, writes a checkpoint and the summary with status "preempted" (and a hea
 then `hand_over` passes the baton:
 
 1. a Python-level handler installed for that signal before ours (submitit installs one to requeue
-   the job) is called with the signal, so the job is requeued as its launcher intended (not
-   Python's own SIGINT handler: it would raise KeyboardInterrupt after the record is written);
+   the job) is called with the signal, so the job is requeued as its launcher intended; for a
+   SIGTERM, which submitit only logs, its requeue is called while the job is still RUNNING
+   (SLURM's default preemption: `requeue_on_sigterm`);
 2. otherwise a run inside a Hydra multirun raises `Preempted` (the launcher records the job as
    failed with that type; a relaunch with resume=true continues it);
 3. otherwise the process exits with status 75 (`EXIT_PREEMPTED`, EX_TEMPFAIL: "resume me").
 
-Ctrl-C (SIGINT) is a preemption too: the steps since the last checkpoint are kept and the run
-exits 75 like any resumable stop (not 130: the record says "preempted", and 75 is what scripts
-test for "resume me"). A second signal exits at once (status 128 + signal, 130 for a second
-Ctrl-C), for an operator who means it. The handler is installed when a run starts, before its
-data is loaded: a signal that arrives before the first step stops the run at that step. Handlers can
+Ctrl-C (SIGINT) is one of them: it used to end in a KeyboardInterrupt traceback with the status
+left "running" and every step since the start lost. The handler is installed as soon as the
+run holds its directory (run/lifecycle.py), before the data is loaded, so a signal in the first
+seconds is kept and the run stops after its first step instead of dying with nothing recorded.
+A second signal exits at once (status 128 + signal), for an operator who means it. Handlers can
 only be installed from the main thread; elsewhere (a thread-pool launcher) signals keep their
 default action and the run is resumed from its last regular checkpoint.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -85,7 +87,7 @@ class PreemptionGuard:
             for s in SIGNALS:
                 self.previous[s] = signal.signal(s, self._handle)
         else:
-            log.info("not the main thread: SIGTERM/SIGUSR1 keep their default action")
+            log.info("not the main thread: SIGTERM/SIGUSR1/SIGINT keep their default action")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -94,12 +96,54 @@ class PreemptionGuard:
 
     def preempted(self, step: int, run_dir: str) -> Preempted:
         assert self.signum is not None
-        return Preempted(self.signum, step, run_dir, self.previous.get(self.signum))
+        previous = self.previous.get(self.signum)
+        if previous is signal.default_int_handler:  # Python's own: it would raise a traceback
+            previous = None
+        return Preempted(self.signum, step, run_dir, previous)
+
+
+def slurm_job_state(job_id: str | None) -> str | None:
+    """The job's state as slurmctld has it (RUNNING, COMPLETING, ...); None when unknown."""
+    if not job_id:
+        return None
+    try:
+        res = subprocess.run(
+            ["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (
+        res.stdout.strip().splitlines()[0] if res.returncode == 0 and res.stdout.strip() else None
+    )
+
+
+def requeue_on_sigterm(previous: Any) -> Handler | None:
+    """submitit's requeue for a SIGTERM it would only log ("Bypassing signal SIGTERM").
+
+    Why: SLURM preempts with SIGTERM by default (SIGUSR1 only with preempt_send_user_signal),
+    and a bypassed SIGTERM let the job end COMPLETED, never requeued, the sweep gone with 75.
+    A SIGTERM while the job is still RUNNING is a preemption's grace time (or `scancel
+    --signal=TERM`): requeue, as submitit does for its own signal. A job being cancelled
+    (`scancel`: COMPLETING), or one whose state cannot be read, is not requeued: cancel means
+    stop."""
+    owner = getattr(previous, "__self__", None)
+    requeue = getattr(owner, "checkpoint_and_try_requeue", None)
+    if getattr(previous, "__name__", "") != "bypass" or not callable(requeue):
+        return None
+    state = slurm_job_state(os.environ.get("SLURM_JOB_ID"))
+    if state != "RUNNING":
+        log.info("SIGTERM with the job %s: not requeued", (state or "state unknown").lower())
+        return None
+    return requeue
 
 
 def hand_over(exc: Preempted, *, multirun: bool) -> NoReturn:
-    """After the record is written: the earlier handler, else raise (multirun), else exit 75."""
-    if callable(exc.previous) and exc.previous is not signal.default_int_handler:
+    """After the record is written: the earlier handler (for a SIGTERM under submitit, its
+    requeue), else raise (multirun), else exit 75."""
+    if exc.signum == signal.SIGTERM and (requeue := requeue_on_sigterm(exc.previous)):
+        log.info("SIGTERM in a running SLURM job: requeueing it (submitit), as for its signal")
+        requeue(exc.signum, None)
+    elif callable(exc.previous):
         log.info("calling the handler installed before ours for %s", signal.Signals(exc.signum))
         exc.previous(exc.signum, None)
     if multirun:

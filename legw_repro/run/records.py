@@ -13,21 +13,29 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from legw_repro.config.validate import ConfigError
+from legw_repro.loop.diskfull import writing
 from legw_repro.run.filemode import chmod_like_new_file
+from legw_repro.run.status import Refused
 
 #: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
 #: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
 RECORD_VERSION = 2
 
 
-class RecordError(ConfigError):
+#: the files of a run record (docs/run-record.md): the one place their names are spelled
+CONFIG, METRICS, SUMMARY = "config.yaml", "metrics.jsonl", "summary.json"
+#: Hydra's files of the attempt that last ran (config, hydra, overrides), written by the run
+HYDRA_DIR = ".hydra"
+
+
+class RecordError(Refused):
     """A run directory that cannot be used as asked (another configuration, a finished result,
     a lost metrics file). One line that names the ways forward."""
 
@@ -37,18 +45,20 @@ def now_iso() -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        chmod_like_new_file(fd)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`path` replaced whole or not at all; a full disk raises DiskFull naming it."""
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            chmod_like_new_file(fd)
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
 
 def finite_or_null(value: Any) -> Any:
@@ -71,7 +81,7 @@ def json_row(row: dict[str, Any]) -> str:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    p = Path(run_dir) / "summary.json"
+    p = Path(run_dir) / SUMMARY
     if not p.is_file():
         return None
     try:
@@ -107,15 +117,30 @@ class RunRecord:
     # -- files ------------------------------------------------------------------------------
     def write_config(self) -> None:
         if self.enabled:
-            atomic_write_text(
-                self.run_dir / "config.yaml", OmegaConf.to_yaml(self.cfg, resolve=True)
-            )
+            atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(self.cfg, resolve=True))
+            self._write_hydra_files()
+
+    def _write_hydra_files(self) -> None:
+        """`.hydra/` (config.yaml, hydra.yaml, overrides.yaml), as Hydra writes them, but only
+        by an attempt that runs. Why: Hydra wrote them before the run was checked, so a refused
+        relaunch (locked: 73, another config: 2) left overrides.yaml naming settings that never
+        ran; configs/train.yaml sets hydra.output_subdir: null and this writes them instead."""
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():  # run() called from Python, not the command line
+            return
+        hydra_cfg = HydraConfig.instance().cfg
+        out = self.run_dir / HYDRA_DIR
+        out.mkdir(exist_ok=True)
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(self.cfg))
+        atomic_write_text(out / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
+        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
 
     def check_metrics(self, step: int) -> None:
         """Before resuming at `step`: metrics.jsonl must hold a training row for every step up to
         it. A deleted or cut file is refused (RecordError) rather than continued: the record
         would silently lack those rows, and no rebuilt row could say what the loss was."""
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / METRICS
         if not self.enabled or step < 1:
             return
         fix = "restore the file from a backup, or start over with overwrite=true"
@@ -141,7 +166,7 @@ class RunRecord:
         (and a half-written last line from a kill)."""
         if not self.enabled:
             return
-        path = self.run_dir / "metrics.jsonl"
+        path = self.run_dir / METRICS
         if truncate_after_step is None:
             path.unlink(missing_ok=True)
         elif path.exists():
@@ -159,7 +184,8 @@ class RunRecord:
     def log(self, row: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self._metrics.write(json_row(row) + "\n")
+        with writing(self.run_dir / METRICS):
+            self._metrics.write(json_row(row) + "\n")
         if self._wandb is not None:
             prefix = "train" if row.get("kind") == "train" else row.get("split", "eval")
             self._wandb.log(
@@ -169,14 +195,15 @@ class RunRecord:
 
     def flush(self) -> None:
         if self._metrics is not None:
-            self._metrics.flush()
+            with writing(self.run_dir / METRICS):
+                self._metrics.flush()
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         if not self.enabled:
             return
         self.flush()
         atomic_write_text(
-            self.run_dir / "summary.json",
+            self.run_dir / SUMMARY,
             json.dumps({"record_version": RECORD_VERSION, **summary}, indent=2) + "\n",
         )
         if self._wandb is not None and summary.get("status") != "running":
@@ -216,8 +243,9 @@ class RunRecord:
 
     def close(self) -> None:
         if self._metrics is not None:
-            self._metrics.close()
-            self._metrics = None
+            metrics, self._metrics = self._metrics, None
+            with writing(self.run_dir / METRICS):
+                metrics.close()
         if self._wandb is not None:
             self._wandb.finish()
             self._wandb = None
@@ -232,9 +260,51 @@ def recorded_config(run_dir: Path) -> DictConfig:
 
     from legw_repro.config.config_dir import CONFIGS
 
-    old = OmegaConf.load(Path(run_dir) / "config.yaml")
+    old = OmegaConf.load(Path(run_dir) / CONFIG)
     GlobalHydra.instance().clear()
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
         base = compose("train", overrides=[f"task={old.task.name}"])
     OmegaConf.set_struct(base, False)
     return OmegaConf.merge(base, old)  # type: ignore[return-value]
+
+
+def _recover_row(line: str) -> dict[str, Any] | None:
+    """A killed writer can leave half a row with the next (resumed) row glued to it:
+    return the last complete JSON object that ends the line, if any."""
+    decoder = json.JSONDecoder()
+    start = line.find("{", 1)
+    while start != -1:
+        try:
+            obj, end = decoder.raw_decode(line, start)
+        except json.JSONDecodeError:
+            pass
+        else:
+            if end == len(line) and isinstance(obj, dict):
+                return obj
+        start = line.find("{", start + 1)
+    return None
+
+
+def read_rows(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The rows of a ``metrics.jsonl`` file in file order ([] when it is missing). A truncated
+    last line (a killed run) is dropped silently; a malformed line elsewhere is replaced by the
+    complete row glued to its end (a resume after a kill), else dropped with a warning."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(errors="replace").split("\n")
+    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    rows = []
+    for i, line in enumerate(lines):
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = _recover_row(line)
+            if obj is None and i != last:
+                warnings.warn(f"{path}:{i + 1}: malformed line dropped", stacklevel=2)
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows

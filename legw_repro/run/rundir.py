@@ -21,11 +21,11 @@ from typing import Any
 
 from legw_repro.config.fingerprint import differences, digest, recorded_values
 from legw_repro.loop import checkpoint
-from legw_repro.run.records import RecordError
+from legw_repro.run.records import CONFIG, METRICS, SUMMARY, RecordError
 from legw_repro.run.status import FINISHED
 
 #: what a new attempt replaces when it starts over (overwrite=true)
-RECORD_FILES = ("summary.json", "metrics.jsonl", "config.yaml", "checkpoints", "translations")
+RECORD_FILES = (SUMMARY, METRICS, CONFIG, "checkpoints", "translations")
 _SHOWN = 8  # differing keys named in a refusal
 
 
@@ -37,9 +37,7 @@ class Decision:
 
 def holds_record(run_dir: Path) -> bool:
     run_dir = Path(run_dir)
-    return (run_dir / "summary.json").is_file() or bool(
-        checkpoint.candidates(run_dir / "checkpoints")
-    )
+    return (run_dir / SUMMARY).is_file() or bool(checkpoint.candidates(run_dir / "checkpoints"))
 
 
 def config_difference(run_dir: Path, summary: dict[str, Any] | None, values: dict) -> list[str]:

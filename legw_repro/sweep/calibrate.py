@@ -8,7 +8,6 @@ enough steps: a dry run writes nothing into the runs directory.
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -18,6 +17,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from legw_repro.run.records import METRICS, read_rows, read_summary
 from legw_repro.sweep.cost import Sample
 from legw_repro.sweep.plan import Point
 
@@ -29,17 +29,8 @@ class CalibrationError(RuntimeError):
 
 
 def _rows(path: Path) -> list[dict]:
-    try:
-        lines = path.read_text().splitlines()
-    except OSError:
-        return []
-    rows = []
-    for line in lines:
-        try:
-            rows.append(json.loads(line))
-        except ValueError:
-            break  # a line being written
-    return [r for r in rows if r.get("kind") == "train"]
+    """The training rows logged so far (a line being written is left out)."""
+    return [r for r in read_rows(path) if r.get("kind") == "train"]
 
 
 def measure(
@@ -66,13 +57,13 @@ def measure(
         first_at, rows = None, []
         try:
             while time.monotonic() - t0 < timeout_s and proc.poll() is None:
-                rows = _rows(run_dir / "metrics.jsonl")
+                rows = _rows(run_dir / METRICS)
                 if rows and first_at is None:
                     first_at = time.monotonic() - t0
                 if len(rows) > steps:
                     break
                 time.sleep(0.2)
-            summary = json.loads((run_dir / "summary.json").read_text()) if rows else {}
+            summary = (read_summary(run_dir) or {}) if rows else {}
         finally:
             proc.kill()
             err = proc.communicate()[1] or ""

@@ -16,17 +16,18 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from legw_repro.run.records import CONFIG, METRICS, SUMMARY, read_summary
 from legw_repro.run.status import FINISHED
 from legw_repro.sweep.plan import Point
 
 #: what an alias copies from the run it records (no checkpoints: it is never resumed)
-ALIAS_FILES = ("config.yaml", "metrics.jsonl")
+ALIAS_FILES = (CONFIG, METRICS)
 
 
 def status_of(run_dir: Path) -> str | None:
     """The run's status in its summary.json; None when there is no readable one."""
     try:
-        return json.loads((Path(run_dir) / "summary.json").read_text()).get("status")
+        return (read_summary(Path(run_dir)) or {}).get("status")
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -51,12 +52,12 @@ def write_alias(point: Point, source: Point) -> bool:
     for name in ALIAS_FILES:
         if (source.run_dir / name).exists():
             shutil.copyfile(source.run_dir / name, dst / name)
-    summary = json.loads((source.run_dir / "summary.json").read_text())
+    summary = json.loads((source.run_dir / SUMMARY).read_text())
     pol = point.config["policy"]
     summary.update(
         policy=pol["name"], rule=pol["rule"], warmup=pol["warmup"], alias_of=str(source.run_dir)
     )
-    _atomic_json(dst / "summary.json", summary)
+    _atomic_json(dst / SUMMARY, summary)
     return True
 
 

@@ -15,8 +15,10 @@ the host cannot be reached); then :class:`DataError` says exactly where to put t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shlex
 import socket
 import tempfile
 import threading
@@ -30,6 +32,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from legw_repro.run.filemode import chmod_like_new_file
+from legw_repro.run.status import Refused
 
 __all__ = [
     "DEFAULT_DATA_DIR",
@@ -38,6 +41,7 @@ __all__ = [
     "ensure_files",
     "file_sha256",
     "resolve_data_dir",
+    "unreadable",
 ]
 
 DEFAULT_DATA_DIR = "./data"
@@ -46,7 +50,7 @@ _CONNECT_TIMEOUT_S = 3.0
 _DOWNLOAD_TIMEOUT_S = 60.0
 
 
-class DataError(RuntimeError):
+class DataError(Refused):
     """A data file is missing, corrupt, or cannot be obtained. The message says how to fix it.
 
     `keep_lines`: the message is laid out on lines (one a missing file, the expected and actual
@@ -113,8 +117,25 @@ def file_sha256(path: str | os.PathLike) -> str:
 # verification
 
 
+def unreadable(path: str | os.PathLike, e: OSError) -> DataError:
+    """A data file this process cannot read (mode 000, another user's file, a failing disk):
+    one line naming the file and the fix. The reader's own answer was a 31-line traceback."""
+    quoted = shlex.quote(str(path))
+    if e.errno in (errno.EACCES, errno.EPERM):
+        fix = f"make it readable by this user (chmod a+r {quoted})"
+    else:
+        fix = f"replace it (delete it, rm {quoted}, to download it again)"
+    return DataError(
+        f"{path}: cannot read this data file ({e.strerror or e}); {fix}, or choose another "
+        "data root with data_dir=..."
+    )
+
+
 def _verify(path: Path, spec: FileSpec) -> None:
-    actual = file_sha256(path)
+    try:
+        actual = file_sha256(path)
+    except OSError as e:
+        raise unreadable(path, e) from e
     if actual != spec.sha256.lower():
         raise DataError(
             f"checksum mismatch for {path}:\n"

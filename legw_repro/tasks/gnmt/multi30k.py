@@ -9,7 +9,7 @@ Subwords: one joint sentencepiece model (BPE by default) for both languages, lea
 *training* split only, so the same model serves en->de and de->en and embeddings can be shared.
 It is cached outside the data directory (which is read-only in CI), under a name derived from
 the training files' checksums and every training setting: change a setting and a new model is
-built; the build is deterministic (one thread, no sampling), so every rank and every machine
+built, and a cached file that does not load (cut, corrupt) is rebuilt with one warning; the build is deterministic (one thread, no sampling), so every rank and every machine
 gets the same bytes. sentencepiece decodes to plain text, so BLEU is computed on detokenized
 output against the raw references.
 """
@@ -21,6 +21,7 @@ import gzip
 import hashlib
 import io
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from legw_repro.run.filemode import chmod_like_new_file
 from legw_repro.tasks.common.download import DataError, FileSpec, ensure_files, resolve_data_dir
+from legw_repro.tasks.gnmt.keys import KEYS
 
 __all__ = [
     "LANGS",
@@ -41,6 +43,8 @@ __all__ = [
     "load_multi30k",
     "load_subword_model",
 ]
+
+log = logging.getLogger(__name__)
 
 # a pinned commit of github.com/multi30k/dataset: the files there can never change under us
 _COMMIT = "a3d2e0d26b56f3846f66a952536ffed4e401d05a"
@@ -162,16 +166,12 @@ class SubwordSettings:
     character_coverage: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.model_type not in ("bpe", "unigram"):
-            raise ValueError(
-                f"task.subword.model_type={self.model_type!r} is unknown; choose 'bpe' or 'unigram'"
-            )
-        if not 100 <= self.vocab_size <= 64_000:
-            raise ValueError(f"task.subword.vocab_size={self.vocab_size} must be in [100, 64000]")
-        if not 0.9 <= self.character_coverage <= 1.0:
-            raise ValueError(
-                f"task.subword.character_coverage={self.character_coverage} must be in [0.9, 1]"
-            )
+        """Checked against the keys' declarations (tasks/gnmt/keys.py), the one home of their
+        ranges: the settings are also built outside a run (tests, scripts)."""
+        for name, value in asdict(self).items():
+            err = KEYS[f"task.subword.{name}"].error(f"task.subword.{name}", value)
+            if err:
+                raise ValueError(err)
 
 
 def cache_key(train_checksums: Iterable[str], settings: SubwordSettings) -> str:
@@ -245,20 +245,36 @@ def cached_subword_model(
     folder: str,
     what: str,
 ):
-    """``<cache_dir>/<folder>/spm-<key>.model``, learned from ``sentences()`` only when absent.
+    """``<cache_dir>/<folder>/spm-<key>.model``, learned from ``sentences()`` only when absent
+    or unusable (corrupt, cut, another model: rebuilt with one warning).
     ``data_key`` identifies the training text (file checksums, a text digest) and ``folder``
     the data set, so two data sets never share a model file."""
+    path = resolve_cache_dir(cache_dir) / folder / f"spm-{cache_key(data_key, settings)}.model"
+    if path.is_file():
+        proc, why = _open_model(path, settings)
+        if proc is not None:
+            return proc
+        # derived data: a cut or foreign file (a full disk, a copy) is rebuilt, not fatal for
+        # every later run as it was (a sentencepiece RuntimeError without a hint)
+        log.warning("subword model cache %s is unusable (%s); rebuilding it", path, why)
+    _atomic_write_bytes(path, train_subword_model(sentences(), settings))
+    proc, why = _open_model(path, settings)
+    if proc is None:
+        raise DataError(f"{path}: the subword model of {what} just built is unusable ({why})")
+    return proc
+
+
+def _open_model(path: Path, settings: SubwordSettings) -> tuple[object | None, str]:
+    """(the loaded model, "") or (None, why it cannot serve `settings`)."""
     import sentencepiece as spm
 
-    path = resolve_cache_dir(cache_dir) / folder / f"spm-{cache_key(data_key, settings)}.model"
-    if not path.is_file():
-        _atomic_write_bytes(path, train_subword_model(sentences(), settings))
-    proc = spm.SentencePieceProcessor(model_file=str(path))
+    try:
+        proc = spm.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError) as e:
+        return None, " ".join(str(e).split()) or type(e).__name__
     if proc.get_piece_size() != settings.vocab_size or proc.pad_id() != PAD_ID:
-        raise DataError(
-            f"{path} is not the subword model of {what} with {settings}; delete it to rebuild it"
-        )
-    return proc
+        return None, f"{proc.get_piece_size()} pieces, pad id {proc.pad_id()}: not {settings}"
+    return proc, ""
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

@@ -86,12 +86,7 @@ class GNMTTask(Task):
     def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
         super().__init__(cfg, dist)
         t = cfg.task
-        self.source = str(t.data.source)
-        if self.source not in SOURCES:
-            raise ValueError(
-                f"task.data.source={self.source!r} is not available; choose one of {list(SOURCES)}"
-            )
-        m30k._check_langs(str(t.data.src_lang), str(t.data.tgt_lang))
+        self.source = str(t.data.source)  # each key checked by its declaration (keys.py)
         self.seed = int(cfg.seed)
         self.subword = m30k.SubwordSettings(
             vocab_size=int(t.subword.vocab_size),
@@ -99,17 +94,7 @@ class GNMTTask(Task):
             character_coverage=float(t.subword.character_coverage),
         )
         self.label_smoothing = float(t.label_smoothing)
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(f"task.label_smoothing={self.label_smoothing} must be in [0, 1)")
         self.eval_batch_size = int(t.decode.eval_batch_size)
-        if self.eval_batch_size < 1 or int(t.decode.beam) < 1 or int(t.decode.valid_beam) < 1:
-            raise ValueError(
-                f"task.decode: eval_batch_size={self.eval_batch_size}, beam={t.decode.beam}, "
-                f"valid_beam={t.decode.valid_beam} must all be positive integers"
-            )
-        mm = t.get("max_micro_batch")
-        if mm is not None and (isinstance(mm, bool) or not isinstance(mm, int) or mm < 1):
-            raise ValueError(f"task.max_micro_batch={mm!r} must be a positive integer or null")
         self._hyps: dict[str, list[str]] = {}
 
     # -- data -------------------------------------------------------------------------------

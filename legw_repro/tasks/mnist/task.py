@@ -30,7 +30,7 @@ from legw_repro.tasks.base import Task
 from legw_repro.tasks.common.download import resolve_data_dir
 from legw_repro.tasks.mnist.data import MNISTData, load_mnist
 from legw_repro.tasks.mnist.keys import KEYS
-from legw_repro.tasks.mnist.model import INPUTS, MNISTLSTM
+from legw_repro.tasks.mnist.model import MNISTLSTM
 
 # the usual MNIST pixel statistics (of [0, 1]-scaled training pixels)
 MNIST_MEAN = 0.1307
@@ -59,15 +59,8 @@ class MNISTTask(Task):
     def __init__(self, cfg: DictConfig, dist: DistInfo) -> None:
         super().__init__(cfg, dist)
         t = cfg.task
-        m = t.model
-        if str(m.input) not in INPUTS:
-            raise ValueError(
-                f"task.model.input={m.input!r} is unknown; choose one of {list(INPUTS)}"
-            )
-        self.seed = int(cfg.seed)
+        self.seed = int(cfg.seed)  # each key checked by its declaration (keys.py)
         self.eval_batch_size = int(t.eval_batch_size)
-        if self.eval_batch_size < 1:
-            raise ValueError(f"task.eval_batch_size={t.eval_batch_size!r} must be positive")
         self._data: MNISTData | None = None
         self._tensors: dict[str, tuple[Tensor, Tensor]] = {}
 
