@@ -291,3 +291,17 @@ def test_slurm_job_state_reads_squeue(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
     assert slurm_job_state("42") == "RUNNING"
     assert slurm_job_state("7") is None and slurm_job_state(None) is None
+
+
+@pytest.mark.slow
+def test_a_signal_stops_at_the_next_step_not_the_next_sync_window(tmp_path, shared_data_dir):
+    """The flag is polled every step in one process, also where losses are read only every
+    `sync_every` steps (a GPU): the bound from signal to checkpoint is one step."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("legw_repro.loop.trainer.sync_every", lambda device: 50)
+        signal_at(mp, 7, signal.SIGTERM)
+        with pytest.raises(Preempted) as e:
+            run(_cfg(shared_data_dir), tmp_path)
+    assert e.value.step == 7 and summary(tmp_path)["status"] == "preempted"
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=False)
+    assert ckpt["loop"]["step"] == 7

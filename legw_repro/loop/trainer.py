@@ -359,6 +359,8 @@ class Trainer:
         """Read the losses every `sync_every` steps, at the end, and where a checkpoint is due
         on every rank alike (epoch ends, every `checkpoint_every_steps`): its rows come first."""
         step, every = self.state.step, self.spec.loop.checkpoint_every_steps
+        if self.dist.world_size == 1 and bool(getattr(self.preemption, "requested", False)):
+            return True  # one process: a signal stops at the very next step (ranks must agree)
         return done or any(step % n == 0 for n in (self.sync_every, self.spe, every) if n)
 
     def _read(self, bar: tqdm) -> Stop | None:
