@@ -222,3 +222,37 @@ def test_ddp_all_reduce_gives_the_one_process_draw(tmp_path):
         model, lambda x, c: model(x).square().mean(), [data[i : i + 2] for i in range(0, 8, 2)]
     )
     assert torch.load(out) == pytest.approx(alone)
+
+
+@pytest.mark.slow
+def test_cli_under_torchrun_gives_the_one_process_b_simple(tmp_path, shared_data_dir, monkeypatch):
+    # same checkpoints, same draws: 2 gloo processes (2 of the 4 micro-batches each, sums
+    # all-reduced) against 1 process. Equal within float tolerance, not bit for bit: the
+    # micro-batch gradients are float32 and summed in another order (per rank, then across).
+    import os
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("LEGW_DATA_DIR", str(shared_data_dir))
+    run, ckpt = _run_dir(tmp_path, shared_data_dir), tmp_path / "ckpt"
+    common = ["--run-dir", str(run), "--checkpoints", str(ckpt), "--early", "0"]
+    common += ["--b-small", "16", "--b-big", "64", "--draws", "3"]
+    assert noise_cli.main([*common, "--stage", "trajectory", "--out", str(tmp_path / "a")]) == 0
+    assert noise_cli.main([*common, "--stage", "measure", "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    cmd += ["-m", "legw_repro.noise.cli", *common, "--stage", "measure"]
+    done = subprocess.run([*cmd, "--out", str(tmp_path / "two")], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    one, two = (list(csv.DictReader((tmp_path / d / "noise.csv").open())) for d in ("one", "two"))
+    assert [r["epoch"] for r in one] == [r["epoch"] for r in two] == ["0", "1", "2"]
+    for a, b in zip(one, two, strict=True):
+        for key in ("b_simple", "g2", "trace_sigma", "ci_low", "ci_high"):
+            assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-4), key
+    # a trajectory under torchrun is refused with one line
+    bad = subprocess.run(
+        [*cmd[:-2], "--stage", "trajectory", "--out", str(tmp_path / "x")],
+        env=env,
+        capture_output=True,
+    )
+    assert bad.returncode != 0 and b"only --stage measure" in bad.stderr

@@ -13,6 +13,11 @@ shows. Stage
 batch_size=b_big, accum_steps=b_big/b_small). Both stages resume: an epoch checkpoint or
 measurement already there (with the same settings) is kept. Results: OUT/trajectory.csv,
 OUT/noise.csv (one row per epoch, with its cost in seconds) and OUT/table.md.
+
+`torchrun --nproc_per_node=N -m legw_repro.noise.cli --stage measure ...` (gloo on the CPU)
+(--run-dir, not --run: torchrun reads --run as its own --run-path)
+splits each draw's micro-batches over N processes and all-reduces the sums; rank 0 writes. The
+trajectory stage runs on one process.
 """
 
 from __future__ import annotations
@@ -60,7 +65,8 @@ def load_run_config(run_dir: Path, device: str) -> DictConfig:
 
 
 def build_task(cfg: DictConfig) -> Any:
-    """The run's task on one process (this CLI does not run under torchrun)."""
+    """The run's task as one process sees it, also under torchrun: every rank builds the same
+    draws and measures its share of them (:func:`ranks`)."""
     from legw_repro.config.spec import resolve_device
     from legw_repro.config.validate import task_class
 
@@ -223,15 +229,20 @@ def replay_early(cfg: DictConfig, ckpt_dir: Path, fractions: Sequence[float]) ->
 
 
 # -- stage 2: the measurement ------------------------------------------------------------------
-def measure_epoch(task: Any, path: Path, draws: int, seed: int) -> dict[str, Any]:
-    """B_simple at one epoch checkpoint's weights, with its cost."""
+def measure_epoch(
+    task: Any, path: Path, draws: int, seed: int, share: tuple[int, int] = (0, 1)
+) -> dict[str, Any]:
+    """B_simple at one epoch checkpoint's weights, with its cost; `share` = (rank, world)."""
     state = torch.load(path, map_location="cpu", weights_only=False)
     model = task.build_model().to(task.device)
     model.load_state_dict(state["model"])
     b_big = task.batch_size
     b_small = b_big // task.accum_steps
     t0 = time.monotonic()
-    small, big = noise.measure_task(task, model, draws, first_epoch=1_000_000 + seed)
+    reduce = noise.all_reduce_sum if share[1] > 1 else None
+    small, big = noise.measure_task(
+        task, model, draws, first_epoch=1_000_000 + seed, reduce=reduce, share=share
+    )
     est = noise.estimate(small, big, b_small, b_big, seed=seed)
     row = {"epoch": state["epoch"], "step": int(state["step"]), **est.to_dict()}
     row["seconds"] = round(time.monotonic() - t0, 1)
@@ -246,6 +257,7 @@ def measure_all(
     if not paths:
         raise NoiseError(f"no epoch-NNN.pt in {ckpt_dir}; run the trajectory stage first")
     task = build_task(draw_config(cfg, args.b_small, args.b_big))
+    share = ranks(args.b_big // args.b_small)
     setting = (args.b_small, args.b_big, args.draws)
     rows = [
         r
@@ -257,8 +269,10 @@ def measure_all(
         epoch = epoch_of(path)
         if epoch_key(epoch) in done:
             continue
-        r = measure_epoch(task, path, args.draws, args.seed)
+        r = measure_epoch(task, path, args.draws, args.seed, share)
         rows = sorted([*rows, r], key=lambda x: float(x["epoch"]))
+        if share[0] != 0:
+            continue  # rank 0 writes
         _write_csv(out / "noise.csv", rows, NOISE_FIELDS)
         print(
             f"noise: epoch {epoch} B_simple {float(r['b_simple']):.0f} "
@@ -266,6 +280,26 @@ def measure_all(
             flush=True,
         )
     return rows
+
+
+def world_size() -> int:
+    """Processes of a torchrun launch (1 without one)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def ranks(micro: int) -> tuple[int, int]:
+    """(rank, world) of the measurement; under torchrun a gloo group, each rank a share of
+    every draw's `micro` micro-batches (the sums all-reduced, so the draw is one process's)."""
+    world = world_size()
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if world > micro:
+        raise NoiseError(f"{world} processes for {micro} micro-batches a draw: use at most {micro}")
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    return dist.get_rank(), world
 
 
 # -- files -------------------------------------------------------------------------------------
@@ -332,7 +366,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=None,
         help="default --run results/TASK/cpu/records/sqrt_legw/b<base>-s0, --out results/TASK/noise",
     )
-    p.add_argument("--run", type=Path, default=None, help="the recorded run (config.yaml)")
+    p.add_argument(
+        "--run",
+        "--run-dir",
+        dest="run",
+        type=Path,
+        default=None,
+        help="the recorded run (config.yaml); --run-dir under torchrun (its --run-path clashes)",
+    )
     p.add_argument("--out", type=Path, default=None, help="folder for the csv and table")
     p.add_argument(
         "--checkpoints",
@@ -380,6 +421,11 @@ def task_defaults(task: str) -> tuple[Path, Path]:
 
 def run(args: argparse.Namespace) -> str:
     """Both stages as asked; returns the table."""
+    if world_size() > 1 and args.stage != "measure":
+        raise NoiseError(
+            f"--stage {args.stage} under torchrun (WORLD_SIZE={world_size()}): only --stage "
+            "measure runs on several processes; replay the trajectory on one process first"
+        )
     cfg = load_run_config(args.run, args.device)
     if args.epochs is not None:
         cfg.epochs = args.epochs
@@ -389,6 +435,8 @@ def run(args: argparse.Namespace) -> str:
         replay_early(cfg, ckpt, early_fractions(args.early))
     if args.stage in ("measure", "all"):
         measure_all(cfg, ckpt, args.out, args)
+        if ranks(args.b_big // args.b_small)[0] != 0:
+            return ""
     table = render_table(_read_csv(args.out / "noise.csv"), _read_csv(args.out / "trajectory.csv"))
     (args.out / "table.md").write_text(table)
     return table

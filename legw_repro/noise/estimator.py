@@ -195,16 +195,24 @@ def measure_task(
     *,
     first_epoch: int = 1_000_000,
     reduce: Reduce | None = None,
+    share: tuple[int, int] = (0, 1),
 ) -> tuple[list[float], list[float]]:
     """Squared norms of `n_draws` draws of `task` at `model`'s current weights. The model is in
     training mode (dropout is part of the noise the optimizer sees); each draw starts from the
-    task's initial carry (an LSTM language model's zero state)."""
+    task's initial carry (an LSTM language model's zero state). `share` = (rank, world): every
+    rank builds the same draws and takes micro-batches rank, rank + world, ... of each, so with
+    `reduce` summing over ranks the draw is the one-process draw."""
+    rank, world = share
     model.train()
     small, big = [], []
     draws = task_draws(task, first_epoch)
     for _ in range(n_draws):
         micro = next(draws)
         carries = task.init_carry(model)
+        if world > 1:
+            mine = range(rank, len(micro), world)
+            micro = [micro[i] for i in mine]
+            carries = None if carries is None else [carries[i] for i in mine if i < len(carries)]
         s, b = draw_norms(model, lambda mb, c: task.loss(model, mb, c)[0], micro, carries, reduce)
         small.append(s)
         big.append(b)
