@@ -234,3 +234,41 @@ def test_a_sweep_never_reports_success_for_a_run_another_process_holds(tmp_path,
     assert f"not finished by this sweep: {held} is being written by pid {os.getpid()}" in log
     assert summary(held.parent / "b20-s0")["status"] == "completed"
     assert not (held / "summary.json").exists()
+
+
+def test_sigterm_to_a_joblib_sweep_preempts_every_run_in_flight(tmp_path, shared_data_dir):
+    """SIGTERM to the sweep process alone reaches the runs in loky's workers (it used to end
+    the sweep at once, its runs left `running`): all checkpoint within a bound, and resume bit
+    for bit."""
+    one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", "progress=false"]
+    one += [f"data_dir={shared_data_dir}", "checkpoint_every_min=0"]
+    sweep = ["-m", *one, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    cmd = [sys.executable, "-m", "legw_repro.train", *sweep]
+    runs = tmp_path / "j"
+    out = subprocess.PIPE
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(runs), stdout=out, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    while sum("run dir" in x for x in lines) < 2:  # both runs are training
+        line = proc.stdout.readline()
+        assert line, "".join(lines)[-3000:]
+        lines.append(line)
+    time.sleep(1)
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 75, err[-3000:]
+    root = runs / "ptb" / "smoke" / "sqrt_legw"
+    for seed in (0, 1):
+        s = summary(root / f"b20-s{seed}")
+        assert s["status"] == "preempted" and 0 < s["steps_done"] < 98, s
+    assert time.monotonic() - t0 < 30  # the whole sweep down, pool included
+    res = _train(runs, *sweep)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref = tmp_path / "ref"
+    res = _train(ref, "-m", *one, "seed=0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = checkpoint_params(root / "b20-s0")
+    b = checkpoint_params(ref / "ptb" / "smoke" / "sqrt_legw" / "b20-s0")
+    assert all((a[k] - b[k]).abs().max().item() == 0.0 for k in a)

@@ -50,7 +50,16 @@ ConfigStore.instance().store(
 )
 
 
+_forwarded: list[int] = []
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
+    from legw_repro.sweep.forward import forward
+
+    if frame is not None and not _forwarded and (n := forward(signum)):
+        _forwarded.append(signum)  # the runs checkpoint and hand Preempted back; a 2nd: exit
+        log.warning("%s received: forwarded to %d runs in flight", signal.Signals(signum).name, n)
+        return
     how = "handed over by the run after its checkpoint" if frame is None else "received"
     log.warning(
         "%s %s: the sweep stops; relaunch the same command to resume it",
