@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from legw_repro.bench.fused import main
 from legw_repro.config.spec import build_spec
 from legw_repro.loop.distributed import DistInfo
 from legw_repro.loop.fused import FusedGroup, NotFusable, build_member
@@ -114,6 +115,7 @@ def test_mnist_members_equal_their_solo_runs(shared_data_dir):
     _assert_equal_to_solo(group, MNIST, shared_data_dir, GRID, 6)
 
 
+@pytest.mark.slow
 def test_ptb_members_equal_their_solo_runs_across_an_epoch(shared_data_dir):
     group = _group(PTB, shared_data_dir, GRID)
     steps = group.spe + 3  # the hidden state is carried, then reset at the epoch's end
@@ -121,6 +123,7 @@ def test_ptb_members_equal_their_solo_runs_across_an_epoch(shared_data_dir):
     _assert_equal_to_solo(group, PTB, shared_data_dir, GRID, steps)
 
 
+@pytest.mark.slow
 def test_a_diverging_member_stops_alone(shared_data_dir):
     blowup = ("task.sgd.base_lr=9e5", "task.sgd.clip=0")
     members = [build_member(*_setup(MNIST, shared_data_dir, p, s)) for p, s in GRID[:2]]
@@ -158,3 +161,12 @@ def test_resumed_group_equals_the_uninterrupted_one_bit_for_bit(shared_data_dir)
 def test_dropout_is_refused_in_one_line(shared_data_dir):
     with pytest.raises(NotFusable, match="dropout=0.5"):
         _group(PTB, shared_data_dir, GRID[:1], "task.model.dropout=0.5")
+
+
+@pytest.mark.slow
+def test_bench_prints_separate_and_fused_rates(shared_data_dir, monkeypatch, capsys):
+    monkeypatch.setenv("LEGW_DATA_DIR", str(shared_data_dir))
+    main(["--members", "1,2", "--steps", "1", "--warmup", "1", "--scale", "smoke"])
+    rows = capsys.readouterr().out.strip().splitlines()[-2:]
+    assert [r.split()[0] for r in rows] == ["1", "2"]
+    assert all(float(x) > 0 for r in rows for x in r.split()[1:])

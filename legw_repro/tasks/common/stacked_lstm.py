@@ -28,10 +28,12 @@ def stacked_lstm(
             (b_ih + b_hh).unsqueeze(1), x.reshape(n, t * b, -1), w_ih.transpose(1, 2)
         ).view(n, t, b, -1)
         h, c = h0[:, layer], c0[:, layer]
+        # unbind, not proj[:, step]: each select's backward would write a whole zero [N, T, B, 4H]
+        steps = proj.unbind(1)
         w_hh_t = w_hh.transpose(1, 2)
         outs = []
-        for step in range(t):
-            gates = torch.baddbmm(proj[:, step], h, w_hh_t)
+        for step in steps:
+            gates = torch.baddbmm(step, h, w_hh_t)
             i, f, g, o = gates.chunk(4, dim=-1)
             c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             h = torch.sigmoid(o) * torch.tanh(c)
