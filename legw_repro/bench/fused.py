@@ -3,8 +3,9 @@
 step (Trainer.eager_step), the way a sweep without fusion spends one device.
 
 Both sides are timed over the same steps of the same members (seeds 0..N-1 of one policy) after
-`warmup` untimed steps; building the models and loading the data are left out. A GPU's queue is
-drained before each clock read, so the time is the device's too.
+`warmup` untimed steps, alternated `repeats` times (the medians count: a shared machine's load
+falls on both sides alike); building the models and loading the data are left out. A GPU's queue
+is drained before each clock read, so the time is the device's too.
 
     python -m legw_repro.bench.fused --members 1,4,8            # PTB batch 20, cpu scale
     python -m legw_repro.bench.fused --members 1,4,8,16 --device cuda --scale paper
@@ -13,6 +14,7 @@ drained before each clock read, so the time is the device's too.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -92,12 +94,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=20, help="timed steps per run")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="alternate both sides this often; the medians"
+    )
     args = p.parse_args(argv)
     items = args.batch_size * _task(args, 0)[1].bptt * args.steps
     print(f"PTB batch {args.batch_size}, scale {args.scale}, {args.device}, {args.steps} steps/run")
     print(f"{'N':>3} {'separate tok/s':>15} {'fused tok/s':>12} {'fused/separate':>15}")
     for n in (int(s) for s in args.members.split(",")):
-        sep, fus = n * items / separate(args, n), n * items / fused(args, n)
+        # alternated, so a shared machine's load falls on both sides alike
+        times = [(separate(args, n), fused(args, n)) for _ in range(args.repeats)]
+        sep = n * items / statistics.median(t[0] for t in times)
+        fus = n * items / statistics.median(t[1] for t in times)
         print(f"{n:>3} {sep:>15.0f} {fus:>12.0f} {fus / sep:>15.2f}", flush=True)
 
 
