@@ -238,7 +238,7 @@ def analyze(src: Path, out: Path, task: str, grids: list[str], reference: Path |
         records = results_dir(src, variant) / "records"
         if not records.is_dir():
             continue
-        cmd = [sys.executable, "-m", "legw_repro.analyze", _rel(records)]
+        cmd = [sys.executable, "-m", "legw_repro.analysis", _rel(records)]
         cmd += ["--out", _rel(results_dir(out, variant)), "--task", task]
         ref = results_dir(reference, variant) / "records" if reference else None
         if ref is not None and ref.is_dir() and ref.resolve() != records.resolve():

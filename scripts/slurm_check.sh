@@ -92,7 +92,7 @@ LEGW_RUNS_DIR="$work/relaunch" timeout 600 "$py" -m legw_repro.train -m "${run_a
 rc=$?
 check "relaunch during a requeue: exit 73 naming the run (got $rc)" \
     '[ $rc = 73 ] && grep -q "not finished by this sweep" "$work/relaunch2.log"'
-for _ in $(seq 600); do [ -f "$work/relaunch.log.rc" ] && break; sleep 1; done
+for _ in $(seq 1500); do [ -f "$work/relaunch.log.rc" ] && break; sleep 1; done
 check "relaunch during a requeue: the requeued job still finished" '[ "$(status "$work/relaunch")" = completed ]'
 fi
 

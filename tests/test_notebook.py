@@ -94,7 +94,7 @@ def test_results_notebook_executes(tmp_path, monkeypatch):
     assert "gnmt: no results yet" in text
     studies = ["ptb/cpu", "mnist/cpu", "mnist/cpu-long", "mnist/cpu-oracle", "mnist/smoke"]
     assert f"results in {results}: {studies}" in text
-    assert "mnist: no run records" in text
+    assert "mnist/cpu: no run records" in text
     markdown = "".join(o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert "| 1280 | 64 | 106.00 ± 2.00 (n=3) |" in markdown
     assert "| 800 | 8 | 97.70% ± 0.14 (n=2) | 96.80% ± 0.14 (n=2) |" in markdown

@@ -112,15 +112,17 @@ def test_no_loadable_checkpoint_is_one_line_naming_both(preempted, shared_data_d
 
 
 @pytest.mark.slow
-def test_a_checkpoint_of_another_run_is_refused(preempted, shared_data_dir):
+@pytest.mark.parametrize("theirs", ["f" * 64, None])
+def test_a_checkpoint_of_another_run_is_refused(preempted, shared_data_dir, theirs):
     # another seed's last.pt copied into a run was continued and recorded as this seed
     last = preempted / "checkpoints" / "last.pt"
     assert torch.load(last, weights_only=False)["fingerprint"] == summary(preempted)["fingerprint"]
     for name in ("last.pt", "prev.pt"):
         ckpt = torch.load(preempted / "checkpoints" / name, weights_only=False)
-        ckpt["fingerprint"] = "f" * 64  # as another run's checkpoint holds
+        ckpt["fingerprint"] = theirs  # another run's, or none (written before the field)
         torch.save(ckpt, preempted / "checkpoints" / name)
-    with pytest.raises(CheckpointError, match="belongs to another run") as e:
+    why = "belongs to another run" if theirs else "names no run"
+    with pytest.raises(CheckpointError, match=why) as e:
         run(_cfg(shared_data_dir, "resume=true"), preempted)
     assert "\n" not in str(e.value)
     assert summary(preempted)["status"] == "preempted"  # the record is left as it was

@@ -179,7 +179,7 @@ def test_importing_and_drawing_leave_the_matplotlib_backend_alone(tmp_path):
     code = f"""
 import matplotlib
 matplotlib.use("svg")
-import legw_repro.analyze
+import legw_repro.analysis.cli
 from legw_repro.analysis import axes, figure, plots, prepare, report, variants, wandb_io
 fig, ax = figure.new_figure((2, 2))
 ax.plot([1, 2], [3, 4])

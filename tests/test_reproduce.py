@@ -211,7 +211,7 @@ def test_runs_dir_defaults_to_legw_runs_dir(monkeypatch):
 
 
 def _analysis_commands(monkeypatch, *argv: str) -> list[list[str]]:
-    """The `legw_repro.analyze` commands `reproduce.py --analyze-only` would run (none run)."""
+    """The `legw_repro.analysis` commands `reproduce.py --analyze-only` would run (none run)."""
     script, calls = _script(), []
     # main() sets LEGW_RUNS_DIR (absolute) for the sweeps it composes; setenv first, so that
     # monkeypatch restores the variable afterwards and no later test sees an absolute run dir
@@ -235,7 +235,7 @@ def test_analyze_only_writes_to_reproduced_not_over_the_committed_results(
     cmds = _analysis_commands(monkeypatch, f"--task={task}", f"--scale={scale}")
     assert len(cmds) == n  # the main grid and each committed variant
     for cmd in cmds:
-        records = REPO / cmd[cmd.index("legw_repro.analyze") + 1]
+        records = REPO / cmd[cmd.index("legw_repro.analysis") + 1]
         assert records.parts[-1] == "records" and REPO / "results" in records.parents
         out = _out_of(cmd)
         assert out.parent == REPO / "reproduced" / task, out

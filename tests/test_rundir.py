@@ -11,7 +11,8 @@ from legw_repro.config.fingerprint import config_values, differences, digest
 from legw_repro.run import rundir
 from legw_repro.run.lifecycle import run
 from legw_repro.run.records import RecordError
-from tests.helpers import make_cfg, read_rows, summary
+from legw_repro.run.runlock import RunLock
+from tests.helpers import make_cfg, read_rows, run_cli, summary
 from tests.test_train import SMALL
 
 SAME = ["same"]  # a stand-in difference list
@@ -123,6 +124,14 @@ def test_finished_run_is_skipped_only_with_the_same_fingerprint(finished, shared
 
 
 @pytest.mark.slow
+def test_a_finished_run_keeps_only_last_pt_by_default(finished_dir, shared_data_dir, tmp_path):
+    """checkpoint_keep=last (the default): prev.pt only guards a write that no longer comes."""
+    assert sorted(p.name for p in (finished_dir / "checkpoints").iterdir()) == ["last.pt"]
+    s = run(_cfg(shared_data_dir, "checkpoint_keep=none"), tmp_path / "none")
+    assert s["status"] == "completed" and not list((tmp_path / "none" / "checkpoints").iterdir())
+
+
+@pytest.mark.slow
 def test_a_finished_result_is_not_retrained_by_accident(finished, shared_data_dir):
     before = summary(finished)
     with pytest.raises(RecordError, match="already holds a completed run"):
@@ -155,6 +164,24 @@ def test_resume_with_another_config_is_refused_without_a_summary(finished, share
         run(_cfg(shared_data_dir, "resume=true", "task.sgd.base_lr=0.5"), finished)
     assert "task.sgd.base_lr" in str(e.value) and "overwrite=true" in str(e.value)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_refused_launch_leaves_the_hydra_files_of_the_run(tmp_path, shared_data_dir):
+    """A relaunch refused (another config: 2, locked: 73) rewrote .hydra/, so overrides.yaml
+    named settings that never ran."""
+    rd = tmp_path / "run"
+    args = [*SMALL, f"data_dir={shared_data_dir}", f"hydra.run.dir={rd}"]
+    assert run_cli(*args).returncode == 0
+    before = {p.name: p.read_text() for p in (rd / ".hydra").iterdir()}
+    assert sorted(before) == ["config.yaml", "hydra.yaml", "overrides.yaml"]
+    assert "batch_size=8" in before["overrides.yaml"]
+    res = run_cli(*args, "batch_size=16", "resume=true")
+    assert res.returncode == 2 and "batch_size" in res.stderr, res.stderr[-2000:]
+    with RunLock(rd):
+        res = run_cli(*args, "seed=1", "resume=true")
+    assert res.returncode == 73, res.stderr[-2000:]
+    assert {p.name: p.read_text() for p in (rd / ".hydra").iterdir()} == before
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027])

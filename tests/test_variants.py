@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from legw_repro.analysis.cli import main
 from legw_repro.analysis.collect import collect_runs
 from legw_repro.analysis.variants import compare_variants
-from legw_repro.analyze import main
 
 REPO = Path(__file__).resolve().parents[1]
 

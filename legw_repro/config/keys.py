@@ -276,6 +276,14 @@ COMMON: dict[str, Rule] = {
         hint="0 also means off",
         fingerprint=False,
     ),
+    "checkpoint_keep": choice(
+        "all",
+        "last",
+        "none",
+        meaning="checkpoints a finished (completed or diverged) run keeps: all (last.pt and "
+        "prev.pt), last (last.pt: the final weights), none; a preempted run keeps all",
+        fingerprint=False,
+    ),
     "diverge_factor": number(
         1.0,
         lo_open=True,

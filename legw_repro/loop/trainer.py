@@ -186,12 +186,17 @@ class Trainer:
         return self.state.step
 
     def _apply(self, ckpt: dict[str, Any]) -> None:
-        theirs = ckpt.get("fingerprint")  # None: written before checkpoints carried it
-        if theirs and self.fingerprint and theirs != self.fingerprint:
+        theirs = ckpt.get("fingerprint")
+        if self.fingerprint and theirs != self.fingerprint:
+            whose = (
+                f"belongs to another run (fingerprint {theirs[:12]}, this run's "
+                f"{self.fingerprint[:12]}: another seed or recipe); put back this run's checkpoint"
+                if theirs
+                else "names no run (written before checkpoints carried their run's fingerprint), "
+                "so it cannot be shown to be this run's"
+            )
             raise CheckpointMismatch(
-                f"the checkpoint in {self.checkpoint_dir} belongs to another run (fingerprint "
-                f"{theirs[:12]}, this run's {self.fingerprint[:12]}: another seed or recipe); "
-                "put back this run's checkpoint, or start over with overwrite=true"
+                f"the checkpoint in {self.checkpoint_dir} {whose}; or start over with overwrite=true"
             )
         if ckpt["world_size"] != self.dist.world_size:
             raise CheckpointMismatch(

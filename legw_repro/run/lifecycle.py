@@ -23,14 +23,14 @@ from legw_repro.config.cli import check_writable
 from legw_repro.config.fingerprint import config_values, digest
 from legw_repro.config.spec import RunSpec, build_spec, record_fields
 from legw_repro.config.validate import ConfigError, check_task_data, task_class
-from legw_repro.loop import distributed
+from legw_repro.loop import checkpoint, distributed
 from legw_repro.loop.diskfull import DiskFull, no_space
 from legw_repro.loop.distributed import DistInfo, DistributedFault
 from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
 from legw_repro.run.records import CONFIG, RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
-from legw_repro.run.status import Refused
+from legw_repro.run.status import FINISHED, Refused
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,10 @@ def _train(
     summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
     if summary["status"] == "preempted":
         raise guard.preempted(trainer.state.step, str(run_dir))
+    if dist.is_main and summary["status"] in FINISHED:
+        gone = checkpoint.prune(record.checkpoint_path.parent, str(cfg.checkpoint_keep))
+        if gone:
+            log.info("%s: checkpoint_keep=%s removed %s", run_dir, cfg.checkpoint_keep, gone)
     if dist.is_main:
         log.info("%s: %s %s", run_dir, summary["status"], summary["final"])
     return summary

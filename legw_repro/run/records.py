@@ -31,6 +31,8 @@ RECORD_VERSION = 2
 
 #: the files of a run record (docs/run-record.md): the one place their names are spelled
 CONFIG, METRICS, SUMMARY = "config.yaml", "metrics.jsonl", "summary.json"
+#: Hydra's files of the attempt that last ran (config, hydra, overrides), written by the run
+HYDRA_DIR = ".hydra"
 
 
 class RecordError(Refused):
@@ -116,6 +118,23 @@ class RunRecord:
     def write_config(self) -> None:
         if self.enabled:
             atomic_write_text(self.run_dir / CONFIG, OmegaConf.to_yaml(self.cfg, resolve=True))
+            self._write_hydra_files()
+
+    def _write_hydra_files(self) -> None:
+        """`.hydra/` (config.yaml, hydra.yaml, overrides.yaml), as Hydra writes them, but only
+        by an attempt that runs. Why: Hydra wrote them before the run was checked, so a refused
+        relaunch (locked: 73, another config: 2) left overrides.yaml naming settings that never
+        ran; configs/train.yaml sets hydra.output_subdir: null and this writes them instead."""
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():  # run() called from Python, not the command line
+            return
+        hydra_cfg = HydraConfig.instance().cfg
+        out = self.run_dir / HYDRA_DIR
+        out.mkdir(exist_ok=True)
+        atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(self.cfg))
+        atomic_write_text(out / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
+        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
 
     def check_metrics(self, step: int) -> None:
         """Before resuming at `step`: metrics.jsonl must hold a training row for every step up to

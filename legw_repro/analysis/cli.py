@@ -1,6 +1,6 @@
 """legw-analyze: tables, report and figures from run records.
 
-    python -m legw_repro.analyze RUNS_DIR [RUNS_DIR...] --out results/<task>
+    python -m legw_repro.analysis RUNS_DIR [RUNS_DIR...] --out results/<task>
         [--task ptb] [--target X] [--tolerance T] [--wandb ENTITY/PROJECT]
         [--upload-wandb [ENTITY/PROJECT]] [--variant NAME=RUNS_DIR ...]
 
@@ -198,7 +198,7 @@ def analyze_task(
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     warnings.formatwarning = _warning_line
-    command = "python -m legw_repro.analyze " + " ".join(
+    command = "python -m legw_repro.analysis " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)
     )
     try:
