@@ -442,12 +442,24 @@ def run(args: argparse.Namespace) -> str:
     return table
 
 
+def leave_group() -> None:
+    """Under torchrun, every rank leaves the gloo group together once the measurement is done: a
+    rank that exited while rank 0 still wrote the tables could abort (SIGABRT) in the group's
+    teardown at interpreter exit."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(run(parse_args(argv)), end="")
     except (NoiseError, ValueError) as e:
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
+    leave_group()
     return 0
 
 
