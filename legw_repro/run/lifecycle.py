@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _writer(run_dir: Path, is_main: bool) -> Iterator[None]:
+def writer(run_dir: Path, is_main: bool) -> Iterator[None]:
     """Rank 0 holds the run directory's lock for the whole run; the other ranks write nothing."""
     if not is_main:
         yield
@@ -55,29 +55,39 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     values = config_values(cfg)
     # the signals are caught from here on, before the data is loaded (run/preemption.py)
-    with _writer(run_dir, int(os.environ.get("RANK", "0")) == 0), PreemptionGuard() as guard:
-        previous = read_summary(run_dir)
-        decision = rundir.decide(
-            run_dir,
-            (previous or {}).get("status"),
-            rundir.holds_record(run_dir),
-            rundir.config_difference(run_dir, previous, values)
-            if previous or (run_dir / CONFIG).is_file()
-            else [],
-            resume=bool(cfg.resume),
-            overwrite=bool(cfg.overwrite),
-        )
+    with writer(run_dir, int(os.environ.get("RANK", "0")) == 0), PreemptionGuard() as guard:
+        decision, previous = decide(cfg, run_dir, values)
         if decision.action == "skip":
-            log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])
-            return previous
-        if decision.discard and int(os.environ.get("RANK", "0")) == 0:
-            log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
+            return previous  # type: ignore[return-value]
         started = (previous or {}).get("started_at") if decision.action == "resume" else None
         dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
         try:
             return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action, guard)
         finally:
             distributed.teardown()
+
+
+def decide(
+    cfg: DictConfig, run_dir: Path, values: dict[str, Any]
+) -> tuple[rundir.Decision, dict[str, Any] | None]:
+    """What this attempt does with `run_dir` (start, resume, skip; a refusal raises), and the
+    summary it holds; an overwrite's discarded files are gone when this returns."""
+    previous = read_summary(run_dir)
+    decision = rundir.decide(
+        run_dir,
+        (previous or {}).get("status"),
+        rundir.holds_record(run_dir),
+        rundir.config_difference(run_dir, previous, values)
+        if previous or (run_dir / CONFIG).is_file()
+        else [],
+        resume=bool(cfg.resume),
+        overwrite=bool(cfg.overwrite),
+    )
+    if decision.action == "skip":
+        log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])  # type: ignore[index]
+    if decision.discard and int(os.environ.get("RANK", "0")) == 0:
+        log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
+    return decision, previous
 
 
 @contextlib.contextmanager
@@ -102,9 +112,33 @@ def _train(
     action: str,
     guard: PreemptionGuard,
 ) -> dict[str, Any]:
+    trainer = build(cfg, spec, dist, run_dir, fingerprint, action)
+    base = open_record(cfg, trainer, started_at)
+    trainer.preemption = guard
+    summary = _fit(trainer, trainer.record, base, dist, float(cfg.dist_timeout_s))
+    if summary["status"] == "preempted":
+        raise guard.preempted(trainer.state.step, str(run_dir))
+    conclude(cfg, summary, trainer.record, dist)
+    return summary
+
+
+def build(
+    cfg: DictConfig,
+    spec: RunSpec,
+    dist: DistInfo,
+    run_dir: Path,
+    fingerprint: str,
+    action: str,
+    *,
+    fused: bool = False,
+    overrides: Sequence[str] | None = None,
+) -> Any:
+    """The run's task and Trainer, restored on a resume; its record is not touched yet (a
+    refusal here leaves it as it was). `fused`: a member of a fused group (run/group.py),
+    which trains eagerly; `overrides`: its own, for .hydra/overrides.yaml."""
     from legw_repro.loop.trainer import Trainer
 
-    record = RunRecord(run_dir, cfg, enabled=dist.is_main)
+    record = RunRecord(run_dir, cfg, enabled=dist.is_main, overrides=overrides)
     with _as_config_errors():
         task = task_class(cfg)(cfg, dist)
         task.check_data()
@@ -115,18 +149,27 @@ def _train(
             dist,
             record,
             progress=bool(cfg.progress),
-            cuda_graphs=cfg.get("cuda_graphs", False),
+            cuda_graphs=False if fused else cfg.get("cuda_graphs", False),
             fingerprint=fingerprint,
         )
+    if fused and cfg.get("cuda_graphs", False) is not False:
+        trainer.graphs_off = "a member of a fused group: the group's stacked step runs eagerly"
     if action == "resume":
-        trainer.restore()  # before the record is touched: a refusal leaves it as it was
+        trainer.restore()
+    return trainer
+
+
+def open_record(cfg: DictConfig, trainer: Any, started_at: str | None) -> dict[str, Any]:
+    """The record of a built run opened: config written, first heartbeat, W&B; the summary
+    fields every later summary repeats."""
+    spec, task, dist, record = trainer.spec, trainer.task, trainer.dist, trainer.record
     base = {
         **record_fields(spec),
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "model": OmegaConf.to_container(cfg.task.model, resolve=True),
         "device": str(dist.device),
-        "fingerprint": fingerprint,
+        "fingerprint": trainer.fingerprint,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started_at": started_at or now_iso(),
@@ -142,7 +185,7 @@ def _train(
     record.start_wandb({k: base[k] for k in tags} | {"k": trainer.summary_fields()["k"]})
     log.info(
         "run dir %s | %s %s batch %d | device %s | world %d | %d steps/epoch, %d steps%s",
-        run_dir,
+        record.run_dir,
         spec.task,
         spec.policy,
         spec.batch_size,
@@ -152,17 +195,17 @@ def _train(
         trainer.total_steps,
         f" | resumed at step {trainer.state.step}" if trainer.resumed_from else "",
     )
-    trainer.preemption = guard
-    summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
-    if summary["status"] == "preempted":
-        raise guard.preempted(trainer.state.step, str(run_dir))
+    return base
+
+
+def conclude(cfg: DictConfig, summary: dict[str, Any], record: RunRecord, dist: DistInfo) -> None:
+    """After a finished run's summary: the checkpoints it keeps (checkpoint_keep), a log line."""
     if dist.is_main and summary["status"] in FINISHED:
         gone = checkpoint.prune(record.checkpoint_path.parent, str(cfg.checkpoint_keep))
         if gone:
-            log.info("%s: checkpoint_keep=%s removed %s", run_dir, cfg.checkpoint_keep, gone)
+            log.info("%s: checkpoint_keep=%s removed %s", record.run_dir, cfg.checkpoint_keep, gone)
     if dist.is_main:
-        log.info("%s: %s %s", run_dir, summary["status"], summary["final"])
-    return summary
+        log.info("%s: %s %s", record.run_dir, summary["status"], summary["final"])
 
 
 def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s: float) -> dict:
@@ -178,7 +221,7 @@ def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s:
         reason = fault or (str(full) if full else f"{type(e).__name__}: {e}")
         final = trainer.final_metrics("failed")
         try:
-            _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+            finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
         except DiskFull:
             if full is None:
                 raise
@@ -188,10 +231,10 @@ def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s:
         if full is not None and full is not e:
             raise full from e
         raise
-    return _finish(record, {**base, **trainer.summary_fields()}, **result)
+    return finish(record, {**base, **trainer.summary_fields()}, **result)
 
 
-def _finish(
+def finish(
     record: RunRecord, fields: dict[str, Any], status: str, reason: str | None, final: dict, **extra
 ) -> dict[str, Any]:
     """The final summary.json (status, reason, final metrics, a task's extra fields)."""

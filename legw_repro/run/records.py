@@ -14,6 +14,7 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,19 @@ def resolve_wandb_mode(mode: str) -> str:
 
 
 class RunRecord:
-    def __init__(self, run_dir: Path, cfg: DictConfig, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg: DictConfig,
+        *,
+        enabled: bool = True,
+        overrides: Sequence[str] | None = None,
+    ) -> None:
+        """`overrides`: the run's own command-line overrides for .hydra/overrides.yaml (a fused
+        group's member: not its job's); None: Hydra's."""
         self.run_dir = Path(run_dir)
         self.cfg = cfg
+        self.overrides = overrides
         self.enabled = enabled
         self._metrics = None
         self._wandb = None
@@ -134,7 +145,8 @@ class RunRecord:
         out.mkdir(exist_ok=True)
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(self.cfg))
         atomic_write_text(out / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
-        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
+        overrides = hydra_cfg.hydra.overrides.task if self.overrides is None else self.overrides
+        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
 
     def check_metrics(self, step: int) -> None:
         """Before resuming at `step`: metrics.jsonl must hold a training row for every step up to
