@@ -22,6 +22,7 @@ from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.frames import is_missing, sort_by_policy
 from legw_repro.analysis.metrics import METRICS, metric_info
 from legw_repro.run.records import SUMMARY
+from legw_repro.run.status import first_line
 
 STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "running")
 RECORD_VERSION = 2  # the run-record contract this module reads (docs/run-record.md)
@@ -185,14 +186,10 @@ def read_summary(path: Path) -> dict[str, Any]:
     try:
         summary = json.loads(path.read_text())
     except (json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
-        raise AnalysisError(f"{path} cannot be read ({_first_line(e)}): {fix}") from None
+        raise AnalysisError(f"{path} cannot be read ({first_line(e)}): {fix}") from None
     if not isinstance(summary, dict) or "status" not in summary:
         raise AnalysisError(f"{path} is not a run record (no status): {fix}")
     return summary
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
