@@ -134,3 +134,17 @@ def test_first_line_and_one_line_keep_the_gist_of_an_error():
     assert first_line(KeyError()) == "KeyError"
     assert first_line(OSError(""), typed=True) == "OSError"
     assert one_line(err) == "Error(s) in loading state_dict for LSTM: Missing key(s): w"
+
+
+def test_summary_json_is_read_in_one_module():
+    # analysis/collect.py had its own strict read_summary beside run/records.py's lenient one:
+    # two readers of one record, free to disagree on what a bad summary.json is
+    home = PACKAGE / "run" / "records.py"
+    others = [
+        f"{_name(path)}:{node.lineno}"
+        for path in _modules()
+        if path != home
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "read_summary"
+    ]
+    assert not others, others
