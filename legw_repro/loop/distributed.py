@@ -17,6 +17,7 @@ import torch
 import torch.distributed as dist
 
 from legw_repro.config.spec import resolve_device
+from legw_repro.run.status import one_line
 
 #: the process-group backend for a device type
 BACKENDS: dict[str, str] = {"cuda": "nccl", "cpu": "gloo"}
@@ -70,7 +71,7 @@ def setup(device_pref: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Di
 
 def fault_message(e: BaseException, info: DistInfo, timeout_s: float) -> str | None:
     """One line for an exception raised by a collective (a timeout, a peer gone), else None."""
-    text = " ".join(str(e).split())
+    text = one_line(e)
     comm = isinstance(e, getattr(dist, "DistError", ())) or any(
         s in text.lower()
         for s in ("timed out", "timeout", "connection closed", "connection reset", "broken pipe")

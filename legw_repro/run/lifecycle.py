@@ -30,7 +30,7 @@ from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
 from legw_repro.run.records import CONFIG, RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
-from legw_repro.run.status import FINISHED, Refused
+from legw_repro.run.status import FINISHED, Refused, one_line
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def _as_config_errors() -> Iterator[None]:
     except Refused:
         raise
     except ValueError as e:
-        raise ConfigError(" ".join(str(e).split())) from None
+        raise ConfigError(one_line(e)) from None
 
 
 def _train(

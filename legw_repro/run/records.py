@@ -17,13 +17,13 @@ import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.loop.diskfull import writing
 from legw_repro.run.filemode import chmod_like_new_file
-from legw_repro.run.status import Refused
+from legw_repro.run.status import Refused, first_line
 
 #: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
 #: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
@@ -81,14 +81,36 @@ def json_row(row: dict[str, Any]) -> str:
     return json.dumps(finite_or_null(row), allow_nan=False)
 
 
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
+@overload
+def read_summary(run_dir: Path, *, strict: Literal[True]) -> dict[str, Any]: ...
+
+
+@overload
+def read_summary(run_dir: Path, *, strict: bool = False) -> dict[str, Any] | None: ...
+
+
+def read_summary(run_dir: Path, *, strict: bool = False) -> dict[str, Any] | None:
+    """The run's summary.json as a dict. Lenient (a run starting, a sweep asking which runs are
+    over): None when there is none or it is cut short, as for a run never started. `strict`
+    (the analysis): one that cannot be read, or that is not a run record (`{}`, a file cut
+    short), is a RecordError naming it: skipped, the report said "Runs: 3 (3 completed)" and
+    showed the point as if it had never been run."""
     p = Path(run_dir) / SUMMARY
-    if not p.is_file():
-        return None
+    if not strict:
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError:
+            return None
+    fix = "restore it (git checkout, a backup), or remove that run directory and train it again"
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError:
-        return None
+        summary = json.loads(p.read_text())
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
+        raise RecordError(f"{p} cannot be read ({first_line(e)}): {fix}") from None
+    if not isinstance(summary, dict) or "status" not in summary:
+        raise RecordError(f"{p} is not a run record (no status): {fix}")
+    return summary
 
 
 def resolve_wandb_mode(mode: str) -> str:
