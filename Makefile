@@ -34,6 +34,7 @@ help:
 	@echo "make reproduce-gnmt  GNMT-lite (Multi30k, BLEU) batch-size sweep + table + plots (SCALE=smoke|cpu|paper)"
 	@echo "                     JOBS=2 runs side by side, RESTORE=1 restores the committed runs first,"
 	@echo "                     LAUNCHER=slurm_gpu etc. (configs/hydra/launcher/), SEEDS=0,1;"
+	@echo "                     FUSE=8 trains the runs of one batch size as fused groups of up to 8;"
 	@echo "                     runs in \$$LEGW_RUNS_DIR (default runs/), tables and figures in"
 	@echo "                     reproduced/<task>/<scale>; ends comparing with results/"
 	@echo "make plan-ptb        the runs, steps each and estimated wall time (calibrated here); trains nothing"
@@ -122,7 +123,7 @@ format: $(STAMP)
 # train the sweep (a Hydra multirun of configs/experiment/<task>_<scale>.yaml and its variants),
 # then tables, figures and the comparison with the committed results (reproduced/<task>/<scale>)
 reproduce-ptb reproduce-mnist reproduce-gnmt: reproduce-%: $(STAMP)
-	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(RESTORE),--restore) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(ARGS)
+	$(BIN)/python scripts/reproduce.py --task $* --scale $(SCALE) --jobs $(JOBS) $(if $(SEEDS),--seeds $(SEEDS)) $(if $(RESTORE),--restore) $(if $(LAUNCHER),--launcher $(LAUNCHER)) $(if $(FUSE),--fuse $(FUSE)) $(ARGS)
 
 # what a sweep would cost here: runs, steps, wall time from a calibration; writes no run
 plan-ptb plan-mnist plan-gnmt: plan-%: $(STAMP)

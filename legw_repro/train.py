@@ -25,7 +25,7 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.config.cli import check_overrides, fail
 from legw_repro.config.config_dir import CONFIGS
@@ -40,12 +40,14 @@ log = logging.getLogger("legw_repro.train")
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
-def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
+def _hydra_main(cfg: DictConfig) -> dict[str, Any] | list[dict[str, Any]] | None:
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     multirun = hc.mode == RunMode.MULTIRUN
     t0 = time.time()
     try:
+        if cfg.get("fuse_group"):  # set by the sweeper (hydra.sweeper.fuse): a fused group
+            return _run_group(str(cfg.fuse_group))
         return run(cfg, run_dir)
     except Preempted as e:
         hand_over(e, multirun=multirun)
@@ -67,6 +69,18 @@ def _hydra_main(cfg: DictConfig) -> dict[str, Any] | None:
         # recorded as failed in summary.json; the sweep goes on with the next run
         log.exception("run %s failed after %.0fs: %s", run_dir, time.time() - t0, e)
     return None
+
+
+def _run_group(path: str) -> list[dict[str, Any]]:
+    """The runs a group file names (legw_repro/sweep/fuse.py), trained as one fused group."""
+    from legw_repro.run.group import GroupMember, run_group
+    from legw_repro.sweep.fuse import read_group
+
+    members = [
+        GroupMember(OmegaConf.create(m["config"]), Path(m["run_dir"]), tuple(m["overrides"]))
+        for m in read_group(path)
+    ]
+    return run_group(members)
 
 
 def main() -> None:

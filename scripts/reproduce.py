@@ -61,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--launcher", help="a configs/hydra/launcher preset (joblib, submitit_local, slurm_gpu...)"
     )
+    ap.add_argument(
+        "--fuse",
+        type=int,
+        help="train the runs of one batch size as fused groups of up to N (hydra.sweeper.fuse)",
+    )
     ap.add_argument("--no-variants", action="store_true", help="the main grid only")
     ap.add_argument(
         "--grids", help="only these grids: 'main' and/or variant names, comma-separated"
@@ -173,6 +178,8 @@ def launch(name: str, points: list[Point], args: argparse.Namespace) -> int:
     """`python -m legw_repro.train -m +experiment=<name>` over exactly `points`."""
     cmd = [sys.executable, "-m", "legw_repro.train", "-m", f"+experiment={name}"]
     cmd += [*narrowing(points), *launcher_overrides(args), *args.overrides]
+    if args.fuse:
+        cmd.append(f"hydra.sweeper.fuse={args.fuse}")
     env = dict(os.environ)
     if args.jobs > 1:  # runs side by side share the cores: one thread each
         env.setdefault("OMP_NUM_THREADS", "1")

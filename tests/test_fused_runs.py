@@ -132,3 +132,35 @@ def test_a_member_held_elsewhere_is_named_after_the_others(shared_data_dir, tmp_
     assert summary(members[0].run_dir)["status"] == "completed"
     assert summary(members[2].run_dir)["fused"]["members"] == 2
     assert not (held / "summary.json").exists()
+
+
+@pytest.mark.slow
+def test_a_fused_sweep_records_what_separate_runs_record(shared_data_dir, tmp_path):
+    # hydra.sweeper.fuse=8: the MNIST smoke grid's runs of one batch size in one job each (the
+    # k=1 aliases as before); every record equals the unfused sweep's, a relaunch trains nothing
+    from tests.helpers import run_cli
+
+    env = {"LEGW_DATA_DIR": str(shared_data_dir)}
+    grid = ("-m", "+experiment=mnist_smoke", "progress=false", "task.max_train_items=512")
+    fused = run_cli(
+        *grid, "hydra.sweeper.fuse=8", env={**env, "LEGW_RUNS_DIR": str(tmp_path / "f")}
+    )
+    assert fused.returncode == 0, fused.stderr[-2000:]
+    alone = run_cli(*grid, env={**env, "LEGW_RUNS_DIR": str(tmp_path / "s")})
+    assert alone.returncode == 0, alone.stderr[-2000:]
+    runs = sorted((tmp_path / "s").rglob("summary.json"))
+    assert len(runs) == 10
+    for s_path in runs:
+        f_path = tmp_path / "f" / s_path.relative_to(tmp_path / "s")
+        a, b = summary(f_path.parent), summary(s_path.parent)
+        assert a["fingerprint"] == b["fingerprint"] and a["status"] == "completed"
+        assert a["final"]["test_acc"] == pytest.approx(b["final"]["test_acc"], abs=1e-3)
+        assert torch.allclose(_losses(f_path.parent), _losses(s_path.parent), atol=ATOL, rtol=0)
+    fused_runs = sorted((tmp_path / "f").rglob("summary.json"))
+    members = sorted(summary(p.parent).get("fused", {}).get("members", 1) for p in fused_runs)
+    assert members == [2] * 5 + [5] * 5  # k=1: sqrt_legw (and its 3 aliases) with adam
+    assert len(list((tmp_path / "f").rglob(".fused/group*.json"))) == 2
+    again = run_cli(
+        *grid, "hydra.sweeper.fuse=8", env={**env, "LEGW_RUNS_DIR": str(tmp_path / "f")}
+    )
+    assert again.returncode == 0 and "0 to train" in again.stderr + again.stdout

@@ -9,6 +9,9 @@ command line), plus what a batch-size sweep needs on any launcher:
 * two points that would share a run directory stop the sweep before anything starts;
 * a preemption signal handed over by a run (after it wrote its checkpoint and summary), or
   received between runs, ends the sweep with status 75: relaunch the same command to go on;
+* with `fuse=N` (hydra.sweeper.fuse), the runs of one batch size train as fused groups of up
+  to N, one job each (legw_repro/sweep/fuse.py, legw_repro/run/group.py), each run with its
+  own record as if it had trained alone;
 * a run whose directory another live process holds (a requeued job still running it) is not
   done: the sweep launches the others, then ends with status 73 naming each such run, so that
   no caller reads success for a run nobody finished here.
@@ -42,6 +45,9 @@ class LegwSweeperConf:
     # no `from __future__ import annotations` here: Hydra loads plugin modules outside
     # sys.modules, where dataclasses cannot resolve string annotations
     max_batch_size: Optional[int] = None  # noqa: UP045
+    # runs of one batch size trained as one stacked model, up to this many to a job (null: each
+    # run its own job); legw_repro/sweep/fuse.py
+    fuse: Optional[int] = None  # noqa: UP045
     params: Optional[Dict[str, str]] = None  # noqa: UP006, UP045
 
 
@@ -72,6 +78,15 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 class LegwSweeper(BasicSweeper):
     """BasicSweeper that plans before it launches (see the module docstring)."""
 
+    def __init__(
+        self,
+        max_batch_size: Optional[int] = None,  # noqa: UP045
+        params: Optional[Dict[str, str]] = None,  # noqa: UP006, UP045
+        fuse: Optional[int] = None,  # noqa: UP045
+    ) -> None:
+        super().__init__(max_batch_size=max_batch_size, params=params)
+        self.fuse = fuse
+
     def sweep(self, arguments: list[str]) -> Any:
         from legw_repro.sweep.grid import cached, job_overrides, point_of
         from legw_repro.sweep.plan import duplicate_dirs, plan
@@ -94,11 +109,21 @@ class LegwSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         write_aliases(the_plan.aliases)  # those whose shared run finished before this launch
-        returns = self._launch([list(p.overrides) for p in the_plan.train])
+        returns = self._launch(self._jobs(the_plan.train, sweep_dir))
         written = write_aliases(the_plan.aliases)
         if written:
             log.info("recorded the shared k=1 run under %d more policy names", written)
         return returns
+
+    def _jobs(self, points: Any, sweep_dir: Path) -> list[list[str]]:
+        """One job per point, or per fused group of points with `fuse` (sweep/fuse.py)."""
+        from legw_repro.sweep.fuse import groups, job_overrides
+
+        if not self.fuse or self.fuse < 2:
+            return [list(p.overrides) for p in points]
+        jobs = [job_overrides(g, sweep_dir, i) for i, g in enumerate(groups(points, self.fuse))]
+        log.info("fuse=%d: %d runs in %d jobs", self.fuse, len(points), len(jobs))
+        return jobs
 
     def _launch(self, batch_overrides: list[list[str]]) -> list[Any]:
         """Launch in chunks of max_batch_size; a preemption signal ends the sweep (status 75)."""

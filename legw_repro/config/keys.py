@@ -276,6 +276,13 @@ COMMON: dict[str, Rule] = {
         hint="0 also means off",
         fingerprint=False,
     ),
+    "fuse_group": text(
+        null="a run of its own",
+        meaning="set by the sweeper (hydra.sweeper.fuse): the file naming the runs this job "
+        "trains as one fused group (legw_repro/sweep/fuse.py)",
+        fingerprint=False,
+        default=None,
+    ),
     "checkpoint_keep": choice(
         "all",
         "last",
