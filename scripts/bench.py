@@ -5,7 +5,7 @@
     python scripts/bench.py --tasks ptb --batches 20,1280 --device cuda
     python scripts/bench.py --tasks ptb --overrides cuda_graphs=true   # a trainer option
     python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,2,4,8   # runs sharing a GPU
-    python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,4,8,16 --sharing time-slice,mps
+    python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,4,8,16 --sharing time-slice,mps,fused
     python scripts/bench.py --smoke --out /tmp/bench     # the smoke models, seconds
 
 Each task and batch size is measured in a process of its own (legw_repro/bench/measure.py):
@@ -46,7 +46,7 @@ from legw_repro.config.validate import task_class  # noqa: E402
 from legw_repro.tasks.common.download import resolve_data_dir  # noqa: E402
 
 RESULT = "BENCH-RESULT "
-SHARING = ("time-slice", "mps")
+SHARING = ("time-slice", "mps", "fused")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -68,7 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument(
         "--sharing",
         default="time-slice",
-        help="with --concurrent: time-slice (plain processes) and/or mps (CUDA MPS), comma list",
+        help="with --concurrent: time-slice (plain processes), mps (CUDA MPS), fused (one "
+        "stacked model in one process), comma list",
     )
     ap.add_argument("--window-s", type=float, default=10.0, help="timed window per process")
     ap.add_argument("--smoke", action="store_true", help="smoke models and budgets (seconds)")
@@ -178,6 +179,19 @@ def run_concurrent(
     return results if len(results) == n else []
 
 
+def run_fused(args: argparse.Namespace, s: m.Setting, n: int) -> list[dict]:
+    """`n` runs as one fused group in one process (legw_repro/run/group.py)."""
+    with tempfile.TemporaryDirectory() as barrier:
+        job = {"kind": "fused", "setting": asdict(s), "seconds": args.window_s,
+               "barrier": barrier, "n": n}  # fmt: skip
+        res = subprocess.run(_command(args, job), capture_output=True, text=True,
+                             env=_child_env(args, None), cwd=REPO, timeout=args.timeout_s)  # fmt: skip
+    out = _result(res.stdout)
+    if out is None:
+        print(f"  {s.task} batch {s.batch} fused x{n}: failed: {res.stderr[-1500:]}")
+    return [out] if out else []
+
+
 def concurrent_rows(args: argparse.Namespace, s: m.Setting, meta: dict, peak: float) -> list[dict]:
     """N runs side by side for each N of --concurrent, for each --sharing; MPS is skipped with
     one line where it is unavailable (a CPU, no daemon binary)."""
@@ -194,8 +208,12 @@ def concurrent_rows(args: argparse.Namespace, s: m.Setting, meta: dict, peak: fl
                     mps.daemon(Path(stack.enter_context(tempfile.TemporaryDirectory())))
                 )
             for n in [int(x) for x in args.concurrent.split(",")]:
-                res = run_concurrent(args, s, n, env)
-                rows += [{**window_rows(res, meta, peak), "sharing": sharing}] if res else []
+                res = (
+                    run_fused(args, s, n) if sharing == "fused" else run_concurrent(args, s, n, env)
+                )
+                row = {**window_rows(res, meta, peak), "sharing": sharing} if res else None
+                loop = {"loop": "fused"} if sharing == "fused" else {}
+                rows += [{**row, "concurrent": n, **loop}] if row else []
     return rows
 
 
@@ -209,6 +227,8 @@ def child(args: argparse.Namespace) -> None:
     if job["kind"] == "measure":
         res = m.measure(s, job["block_s"], job["budget_s"], job["warmup"], job["nosync"],
                         job["max_blocks"])  # fmt: skip
+    elif job["kind"] == "fused":
+        res = m.measure_fused_window(s, job["seconds"], Path(job["barrier"]), job["n"])
     else:
         res = m.measure_window(s, job["seconds"], Path(job["barrier"]), job["rank"], job["n"])
     print(RESULT + json.dumps(res), flush=True)

@@ -16,6 +16,10 @@
 #   scripts/gpu_session.sh sweep-rate grid         # 1, 4, 8, 16 runs side by side, time-sliced
 #                                                  # and under CUDA MPS (~5 min); then the grid
 #                                                  # the best way (GRID_JOBS, GRID_SHARING)
+#   scripts/gpu_session.sh fused fused-grid        # 1, 4, 8, 16 PTB batch-20 runs as one fused
+#                                                  # group against the same runs time-sliced
+#                                                  # (~5 min); then the grid fused by batch size
+#                                                  # (PTB_SEEDS, default 0,1,2; FUSE, default 16)
 #   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe (gnmt_paper/base512, batch
 #                                                  # 128, Adam) on seeds 2-5, 4 side by side (~5
 #                                                  # min, estimated); GNMT_BASE_SWEEP: other runs
@@ -213,6 +217,23 @@ do_stage() {
         stage sweep-rate 330 "$PY" "${b[@]}" --tasks ptb --batches 20 --concurrent 1,4,8,16 \
           --sharing time-slice,mps --window-s 6
       fi ;;
+    fused)
+      # the sweep's rate when the runs of one batch size train as one stacked model, against the
+      # same runs as separate processes (time-sliced, CUDA graphs): items/s and %peak per row
+      if [ "$SMOKE" = 1 ]; then
+        stage fused 200 "$PY" "${b[@]}" --smoke --tasks ptb --batches 8 --concurrent 1,2 \
+          --sharing time-slice,fused --window-s 3
+      else
+        stage fused 330 "$PY" "${b[@]}" --tasks ptb --batches 20 --concurrent 1,4,8,16 \
+          --sharing time-slice,fused --window-s 6 --overrides cuda_graphs=true
+      fi ;;
+    fused-grid)
+      # the PTB grid with its runs fused by batch size (hydra.sweeper.fuse), resumable: its wall
+      # time against the roofline's ~7 minutes for three seeds (issue 29)
+      stage fused-grid "${GRID_S:-$([ "$SMOKE" = 1 ] && echo 400 || echo 540)}" "$PY" \
+        scripts/reproduce.py --task ptb --scale "$SCALE" --seeds "${PTB_SEEDS:-0,1,2}" \
+        --fuse "${FUSE:-16}" --jobs "${GRID_JOBS:-2}" --no-variants --runs-dir "$WORK/runs-fused" \
+        --out "$WORK/grid-fused" ;;
     grid)
       # the PTB grid: committed points restored (results/ptb/<scale>/records), the rest trained
       # with CUDA graphs; PTB_SEEDS, PTB_POLICIES narrow it (default: seed 0, every policy);
@@ -261,7 +282,7 @@ do_stage() {
       stage gnmt-grid 570 "$PY" scripts/reproduce.py --task gnmt --scale "$SCALE" --grids "$grid" \
         --restore --jobs "${GRID_JOBS:-8}" --runs-dir "$WORK/runs" --out "$WORK/gnmt-grid"
       bleu_table | tee -a "$LOG" ;;
-    *) say "unknown stage $1 (prepare, checks, tests, bench, sweep-rate, grid, ptb-adam-tune, gnmt-base, gnmt-grid)"; return 2 ;;
+    *) say "unknown stage $1 (prepare, checks, tests, bench, sweep-rate, fused, fused-grid, grid, ptb-adam-tune, gnmt-base, gnmt-grid)"; return 2 ;;
   esac
 }
 

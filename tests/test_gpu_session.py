@@ -3,6 +3,8 @@ and its first stage at smoke scale on a CPU (GPU_SESSION_SMOKE=1) logs, times an
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import subprocess
 import tarfile
@@ -74,3 +76,15 @@ def test_sweep_rate_stage_measures_runs_side_by_side_and_skips_mps_on_a_cpu(
     assert "mps skipped: MPS needs device=cuda" in res.stdout + log
     with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
         assert any(n.endswith("cpu-ptb-concurrent.csv") for n in tar.getnames())
+
+
+@pytest.mark.slow
+def test_fused_stage_measures_a_fused_group_beside_separate_runs(tmp_path, shared_data_dir):
+    res = _run(tmp_path, "fused", LEGW_DATA_DIR=str(shared_data_dir))
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "=== fused: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
+        name = next(n for n in tar.getnames() if n.endswith("cpu-ptb-concurrent.csv"))
+        rows = list(csv.DictReader(io.TextIOWrapper(tar.extractfile(name))))
+    got = {(r["sharing"], r["concurrent"]) for r in rows if float(r["items_per_s"]) > 0}
+    assert got == {(s, n) for s in ("time-slice", "fused") for n in ("1", "2")}

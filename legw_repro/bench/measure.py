@@ -182,6 +182,47 @@ def measure(
     }
 
 
+def measure_fused_window(
+    s: Setting, seconds: float, barrier_dir: Path, n: int, warmup: int = 3
+) -> dict[str, Any]:
+    """The throughput of `n` runs trained as one fused group (legw_repro/run/group.py) in this
+    process, over a window as `measure_window`'s: the whole group's items per second."""
+    from legw_repro.run.group import GroupMember, run_group
+
+    device = torch.device(s.device)
+    cfg = s.compose(epochs=1000)
+    task_cls = task_class(cfg)
+    window = Window(Clock(device), warmup, seconds, barrier_dir, 0, 1)
+    task = task_cls(cfg, DistInfo(device=device))
+    model = task.build_model()
+    flops = flops_per_item(task, model, next(task.train_batches(0)), task.init_carry(model)[0])
+    calls = iter(range(1 << 62))
+
+    def tick(micro: list[Any]) -> None:  # each member's stream ticks: count the first one's
+        if next(calls) % n == 0:
+            window.tick(micro)
+
+    with (
+        contextlib.suppress(WindowClosed),
+        ticking(task_cls, tick),
+        tempfile.TemporaryDirectory() as tmp,
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        run_group([GroupMember(cfg, Path(tmp) / f"m{i}") for i in range(n)])
+    if window.block is None:
+        raise RuntimeError("the group ended before its window closed")
+    return {
+        "setting": asdict(s),
+        "concurrent": n,
+        "rank": 0,
+        "items_per_step": task.items_per_step * n,
+        "item_unit": task.item_unit,
+        "flops_per_item": flops,
+        "block": asdict(window.block),
+        "peak_rss_bytes": _peak_rss(),
+    }
+
+
 def measure_window(
     s: Setting, seconds: float, barrier_dir: Path, rank: int, n: int, warmup: int = 3
 ) -> dict[str, Any]:
