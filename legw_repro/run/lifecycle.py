@@ -55,7 +55,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     values = config_values(cfg)
     # the signals are caught from here on, before the data is loaded (run/preemption.py)
-    with _writer(run_dir, int(os.environ.get("RANK", "0")) == 0), PreemptionGuard() as guard:
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    with _writer(run_dir, is_main), PreemptionGuard() as guard:
         previous = read_summary(run_dir)
         decision = rundir.decide(
             run_dir,
@@ -70,14 +71,36 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         if decision.action == "skip":
             log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])
             return previous
-        if decision.discard and int(os.environ.get("RANK", "0")) == 0:
+        if decision.discard and is_main:
             log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
-        started = (previous or {}).get("started_at") if decision.action == "resume" else None
-        dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
+        # a resumed run that cannot start keeps what its record said, but not whence it resumed
+        kept = {k: v for k, v in (previous or {}).items() if k != "resumed_from"}
+        kept = kept if decision.action == "resume" else {}
+        base = _base_fields(spec, digest(values), kept.get("started_at"))
         try:
-            return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action, guard)
+            dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
+        except DistributedFault as e:  # the other ranks never joined: recorded, then one line
+            if is_main:
+                record = RunRecord(run_dir, cfg)
+                record.write_config()
+                _finish(record, {**kept, **base}, "failed", str(e), kept.get("final") or {})
+            raise
+        try:
+            return _train(cfg, spec, dist, run_dir, base, decision.action, guard)
         finally:
             distributed.teardown()
+
+
+def _base_fields(spec: RunSpec, fingerprint: str, started_at: str | None) -> dict[str, Any]:
+    """The summary fields known before the process group and the task exist: a run whose
+    other ranks never joined is recorded with these."""
+    return {
+        **record_fields(spec),
+        "fingerprint": fingerprint,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_at": started_at or now_iso(),
+    }
 
 
 @contextlib.contextmanager
@@ -97,8 +120,7 @@ def _train(
     spec: RunSpec,
     dist: DistInfo,
     run_dir: Path,
-    started_at: str | None,
-    fingerprint: str,
+    base: dict[str, Any],
     action: str,
     guard: PreemptionGuard,
 ) -> dict[str, Any]:
@@ -116,20 +138,17 @@ def _train(
             record,
             progress=bool(cfg.progress),
             cuda_graphs=cfg.get("cuda_graphs", False),
-            fingerprint=fingerprint,
+            fingerprint=base["fingerprint"],
         )
     if action == "resume":
         trainer.restore()  # before the record is touched: a refusal leaves it as it was
     base = {
-        **record_fields(spec),
+        **record_fields(spec),  # the keys in their usual order
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "model": OmegaConf.to_container(cfg.task.model, resolve=True),
         "device": str(dist.device),
-        "fingerprint": fingerprint,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started_at": started_at or now_iso(),
+        **base,
     }
     if trainer.resumed_from:
         base["resumed_from"] = {"checkpoint": trainer.resumed_from, "step": trainer.state.step}
