@@ -5,10 +5,12 @@
 #      (scancel --signal=TERM): it must requeue itself, resume and finish, the sweep exiting 0,
 #      with final weights equal to an uninterrupted run's (bit for bit);
 #   2. cancelled (scancel): it must NOT come back; the sweep ends non-zero with one line;
-#   3. relaunched while its requeued job still holds the run: the relaunch must exit 73, never 0.
+#   3. relaunched while its requeued job still holds the run: the relaunch must exit 73, never 0;
+#   4. requeued by an operator (scontrol requeue): it must come back, resume and finish, the
+#      sweep exiting 0, with final weights equal to an uninterrupted run's.
 # Takes about 8 minutes (SLURM holds a requeued job ~2 minutes before it may start again).
 # Usage: scripts/slurm_check.sh [WORKDIR]   (PARTITION=debug, PYTHON=.venv/bin/python,
-#        CASES=term,cancel,relaunch: the checks to run, all by default)
+#        CASES=term,cancel,relaunch,requeue: the checks to run, all by default)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-$(mktemp -d /tmp/legw-slurm.XXXXXX)}
@@ -21,7 +23,7 @@ run_args=(+experiment=ptb_smoke batch_size=20 policy=sqrt_legw task.max_train_to
     task.max_eval_tokens=2000 epochs=1 progress=false checkpoint_every_steps=50)
 slurm=(hydra/launcher=slurm_cpu "hydra.launcher.partition=$part" hydra.launcher.cpus_per_task=1
     hydra.launcher.mem_gb=2 hydra.launcher.timeout_min=30)
-cases=",${CASES:-term,cancel,relaunch},"
+cases=",${CASES:-term,cancel,relaunch,requeue},"
 fail=0
 want() { [[ $cases == *",$1,"* ]]; }
 say() { echo "slurm_check: $*"; }
@@ -39,6 +41,14 @@ wait_steps() {  # until the run has logged $2 steps
 status() { "$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["status"])' "$(run_dir "$1")/summary.json" 2>/dev/null; }
 sweep() {  # sweep ROOT LOG: in the background, its exit status in LOG.rc
     (LEGW_RUNS_DIR=$1 "$py" -m legw_repro.train -m "${run_args[@]}" "${slurm[@]}" >"$2" 2>&1; echo $? >"$2.rc") &
+}
+
+same_weights() {  # the run under $1 ended with the reference's weights, bit for bit
+    "$py" - "$(run_dir "$work/ref")" "$(run_dir "$1")" <<EOF
+import sys, torch
+a, b = (torch.load(f"{d}/checkpoints/last.pt", weights_only=False)["model"] for d in sys.argv[1:])
+sys.exit(0 if a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) else 1)
+EOF
 }
 
 mkdir -p "$work"
@@ -59,12 +69,7 @@ for _ in $(seq 600); do [ -f "$work/term.log.rc" ] && break; sleep 1; done
 check "SIGTERM: the sweep exited 0 after the requeue" '[ "$(cat "$work/term.log.rc" 2>/dev/null)" = 0 ]'
 check "SIGTERM: the run completed" '[ "$(status "$work/term")" = completed ]'
 check "SIGTERM: the job was requeued by the run" 'grep -q "requeueing it" "$(run_dir "$work/term")/train.log"'
-check "SIGTERM: final weights equal the uninterrupted run" \
-    '"$py" - "$(run_dir "$work/ref")" "$(run_dir "$work/term")" <<EOF
-import sys, torch
-a, b = (torch.load(f"{d}/checkpoints/last.pt", weights_only=False)["model"] for d in sys.argv[1:])
-sys.exit(0 if a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) else 1)
-EOF'
+check "SIGTERM: final weights equal the uninterrupted run" 'same_weights "$work/term"'
 fi
 
 # 2. scancel: cancelled means stop, no requeue
@@ -94,6 +99,22 @@ check "relaunch during a requeue: exit 73 naming the run (got $rc)" \
     '[ $rc = 73 ] && grep -q "not finished by this sweep" "$work/relaunch2.log"'
 for _ in $(seq 1500); do [ -f "$work/relaunch.log.rc" ] && break; sleep 1; done
 check "relaunch during a requeue: the requeued job still finished" '[ "$(status "$work/relaunch")" = completed ]'
+fi
+
+# 4. scontrol requeue: SLURM requeues the job itself; the run checkpoints, resumes and finishes
+if want requeue; then
+sweep "$work/requeue" "$work/requeue.log"
+wait_steps "$work/requeue" 100
+job=$(job_of)
+scontrol requeue "$job"
+say "scontrol requeue $job; waiting for the requeued job and the sweep (SLURM holds it ~2 min)"
+for _ in $(seq 900); do [ -f "$work/requeue.log.rc" ] && break; sleep 1; done
+check "scontrol requeue: the sweep exited 0 (got $(cat "$work/requeue.log.rc" 2>/dev/null))" \
+    '[ "$(cat "$work/requeue.log.rc" 2>/dev/null)" = 0 ]'
+check "scontrol requeue: the run completed" '[ "$(status "$work/requeue")" = completed ]'
+check "scontrol requeue: it resumed from a checkpoint" \
+    'grep -q resumed_from "$(run_dir "$work/requeue")/summary.json"'
+check "scontrol requeue: final weights equal the uninterrupted run" 'same_weights "$work/requeue"'
 fi
 
 say "$([ $fail = 0 ] && echo "all checks passed" || echo "some checks FAILED"); logs in $work"

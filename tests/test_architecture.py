@@ -4,6 +4,7 @@ cycle, one refusal type that every layer's bad-input error extends."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,46 @@ def test_the_run_record_files_are_named_in_one_module():
             if isinstance(node, ast.Constant) and node.value in names:
                 spelled.append(f"{_name(path)}:{node.lineno} {node.value}")
     assert not spelled, spelled
+
+
+def test_an_error_is_made_one_line_in_one_module():
+    # `first_line` and `one_line` (run/status.py, standard library only, so the sweeper plugin
+    # shares them) are the one home of an error's one-line form; copies were found in twelve
+    # modules, each free to drift (the type name fallback, the "Type: " prefix). A message
+    # kept on its lines (config/cli.py's `keep_lines`) is another form and not matched here.
+    home = PACKAGE / "run" / "status.py"
+    copies = re.compile(
+        r"""str\(\w+\)\.strip\(\)\.splitlines\(\)(\[0\]|$)|["'] ["']\.join\(str\(\w+\)\.split\(\)\)""",
+        re.MULTILINE,
+    )
+    plugin = PACKAGE.parent / "hydra_plugins"
+    found = []
+    for path in _modules() + sorted(plugin.rglob("*.py")):
+        if path != home:
+            found += [f"{path.name}:{m.group()}" for m in copies.finditer(path.read_text())]
+    assert not found, found
+
+
+def test_first_line_and_one_line_keep_the_gist_of_an_error():
+    from legw_repro.run.status import first_line, one_line
+
+    err = RuntimeError("  Error(s) in loading state_dict for LSTM:\n\tMissing key(s): w  ")
+    assert first_line(err) == "Error(s) in loading state_dict for LSTM:"
+    assert first_line(err, typed=True) == "RuntimeError: Error(s) in loading state_dict for LSTM"
+    assert first_line(KeyError()) == "KeyError"
+    assert first_line(OSError(""), typed=True) == "OSError"
+    assert one_line(err) == "Error(s) in loading state_dict for LSTM: Missing key(s): w"
+
+
+def test_summary_json_is_read_in_one_module():
+    # analysis/collect.py had its own strict read_summary beside run/records.py's lenient one:
+    # two readers of one record, free to disagree on what a bad summary.json is
+    home = PACKAGE / "run" / "records.py"
+    others = [
+        f"{_name(path)}:{node.lineno}"
+        for path in _modules()
+        if path != home
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "read_summary"
+    ]
+    assert not others, others

@@ -275,11 +275,38 @@ def test_sigterm_under_submitit_requeues_a_running_job_only(monkeypatch, state, 
     from legw_repro.run import preemption
 
     monkeypatch.setattr(preemption, "slurm_job_state", lambda job_id: state)
+    monkeypatch.setattr(preemption, "requeued_by_slurm", lambda job_id: False)
     handler = _Submitit()
     exc = Preempted(signal.SIGTERM, 7, "runs/x", handler.bypass)
     with pytest.raises(Preempted):
         hand_over(exc, multirun=True)
     assert handler.calls == [(expected, signal.SIGTERM)]
+
+
+def test_a_job_slurm_requeues_itself_leaves_without_a_result(tmp_path, monkeypatch):
+    # `scontrol requeue` (seen on a SLURM 22.05 cluster): SIGTERM with the job COMPLETING and
+    # its Restarts already raised. The run handed Preempted to submitit, which wrote it as the
+    # job's result: the sweep exited 75 while SLURM ran the requeued job. Now the job leaves as
+    # submitit's own requeue does (SystemExit, no result), so the sweep waits for it
+    from legw_repro.run import preemption
+
+    scontrol = tmp_path / "scontrol"
+    scontrol.write_text('#!/bin/sh\necho "JobId=$5 JobState=COMPLETING Requeue=1 Restarts=1"\n')
+    scontrol.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)
+    monkeypatch.setattr(preemption, "slurm_job_state", lambda job_id: "COMPLETING")
+    assert preemption.requeued_by_slurm("42")
+    handler = _Submitit()
+    with pytest.raises(SystemExit) as exit_:
+        hand_over(Preempted(signal.SIGTERM, 7, "runs/x", handler.bypass), multirun=True)
+    assert exit_.value.code == -1 and handler.calls == []
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the requeued attempt, then scancel
+    assert not preemption.requeued_by_slurm("42")
+    with pytest.raises(Preempted):
+        hand_over(Preempted(signal.SIGTERM, 7, "runs/x", handler.bypass), multirun=True)
+    assert handler.calls == [("bypass", signal.SIGTERM)]
 
 
 def test_slurm_job_state_reads_squeue(tmp_path, monkeypatch):

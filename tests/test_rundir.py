@@ -3,6 +3,7 @@ that started it, never retrained over by accident."""
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -200,3 +201,21 @@ def test_atomic_write_gets_the_umask_mode(tmp_path, mask):
         os.umask(old)
     assert (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o666 & ~mask
     assert (tmp_path / "metrics.jsonl").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("text", [None, '{"task": "mnist", "sta', "{}", "[]"])
+def test_read_summary_is_lenient_for_a_run_and_strict_for_the_analysis(tmp_path, text):
+    # lenient (a run starting, a sweep): no summary or a cut one is a run never started;
+    # strict (collect_runs): refused in one line naming the file, not skipped
+    from legw_repro.run.records import SUMMARY, read_summary
+
+    if text is not None:
+        (tmp_path / SUMMARY).write_text(text)
+    readable = text in ("{}", "[]")
+    assert read_summary(tmp_path) == (json.loads(text) if readable else None)
+    with pytest.raises(RecordError) as e:
+        read_summary(tmp_path, strict=True)
+    msg = str(e.value)
+    assert str(tmp_path / SUMMARY) in msg and "remove that run directory" in msg and "\n" not in msg
+    (tmp_path / SUMMARY).write_text('{"status": "completed"}')
+    assert read_summary(tmp_path, strict=True) == read_summary(tmp_path) == {"status": "completed"}

@@ -34,7 +34,7 @@ from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from legw_repro.run.status import EXIT_LOCKED, EXIT_PREEMPTED
+from legw_repro.run.status import EXIT_LOCKED, EXIT_PREEMPTED, first_line
 
 log = logging.getLogger(__name__)
 
@@ -140,11 +140,10 @@ def _launch_chunk(launcher: Any, chunk: list[list[str]], start: int) -> Any:
     except Exception as e:
         if type(e).__name__ != "UncompletedJobError":
             raise
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         log.error(
             "a job of this sweep ended without a result (killed: out of memory, a lost node, "
             "scancel?): %s; relaunch the same command: its run resumes from its last checkpoint",
-            first,
+            first_line(e),
         )
         raise SystemExit(EXIT_PREEMPTED) from None
 

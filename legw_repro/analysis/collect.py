@@ -21,7 +21,7 @@ import pandas as pd
 from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.frames import is_missing, sort_by_policy
 from legw_repro.analysis.metrics import METRICS, metric_info
-from legw_repro.run.records import SUMMARY
+from legw_repro.run.records import SUMMARY, RecordError, read_summary
 
 STATUSES: tuple[str, ...] = ("completed", "diverged", "failed", "running")
 RECORD_VERSION = 2  # the run-record contract this module reads (docs/run-record.md)
@@ -177,24 +177,6 @@ def _add_headline(df: pd.DataFrame) -> None:
             )
 
 
-def read_summary(path: Path) -> dict[str, Any]:
-    """One summary.json as a dict. One that cannot be read, or that is not a run record (``{}``,
-    a file cut short), stops the analysis with one line naming it: skipped with a warning, the
-    report said "Runs: 3 (3 completed)" and showed the point as if it had never been run."""
-    fix = "restore it (git checkout, a backup), or remove that run directory and train it again"
-    try:
-        summary = json.loads(path.read_text())
-    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
-        raise AnalysisError(f"{path} cannot be read ({_first_line(e)}): {fix}") from None
-    if not isinstance(summary, dict) or "status" not in summary:
-        raise AnalysisError(f"{path} is not a run record (no status): {fix}")
-    return summary
-
-
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     """One row per run: every ``summary.json`` under ``dirs``, flattened (``final.*`` become
     ``test_ppl``-style columns), plus ``run_dir``, ``model_size`` (``model.size``), boolean
@@ -203,7 +185,10 @@ def collect_runs(dirs: Iterable[str | os.PathLike[str]]) -> pd.DataFrame:
     unreadable summary.json or a record of contract v1 is refused (AnalysisError)."""
     dirs, records, old = list(dirs), [], []
     for path in find_summaries(dirs):
-        summary = read_summary(path)
+        try:  # a bad record stops the analysis (AnalysisError: exit 2), as every input of it
+            summary = read_summary(path.parent, strict=True)
+        except RecordError as e:
+            raise AnalysisError(str(e)) from None
         if summary.get("record_version", 1) < RECORD_VERSION:
             old.append(path.parent)
         row = flatten_summary(summary)

@@ -16,6 +16,7 @@ from legw_repro.analysis import AnalysisError
 from legw_repro.analysis.collect import flatten, runs_from_records
 from legw_repro.analysis.frames import is_missing
 from legw_repro.analysis.history import metrics_frame
+from legw_repro.run.status import first_line
 
 _WANDB_STATES = {
     "finished": "completed",
@@ -39,8 +40,7 @@ _CAPTIONS = {
 
 def _api_error(what: str, e: Exception) -> AnalysisError:
     """Any API or network failure as one clear line."""
-    msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-    return AnalysisError(f"{what}: {msg}")
+    return AnalysisError(f"{what}: {first_line(e)}")
 
 
 def _lookup(flat: Mapping[str, Any], field: str) -> Any:

@@ -25,7 +25,7 @@ from hydra import compose, initialize_config_dir
 from legw_repro.config.config_dir import CONFIGS
 from legw_repro.config.spec import build_spec
 from legw_repro.loop.distributed import DistInfo
-from legw_repro.loop.fused import FusedGroup, build_member
+from legw_repro.loop.fused import FusedGroup
 from legw_repro.loop.trainer import Trainer
 from legw_repro.tasks.base import Task
 from legw_repro.tasks.common.fused import fused_forward
@@ -47,6 +47,11 @@ def _task(args: argparse.Namespace, seed: int) -> tuple[Any, Task]:
     return build_spec(cfg), PTBTask(cfg, DistInfo(device=torch.device(args.device)))
 
 
+def _trainer(spec: Any, task: Task) -> Trainer:
+    """A run without a record: the bench times steps only."""
+    return Trainer(spec, task, DistInfo(device=task.device), record=None, progress=False)
+
+
 def _clock(device: str) -> float:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
@@ -64,7 +69,7 @@ def separate(args: argparse.Namespace, n: int) -> float:
     total = 0.0
     for seed in range(n):
         spec, task = _task(args, seed)
-        trainer = Trainer(spec, task, DistInfo(device=task.device), record=None, progress=False)
+        trainer = _trainer(spec, task)
         trainer.carry = task.init_carry(trainer.model)
         for i, micro in enumerate(_steps(task, args.warmup + args.steps)):
             if i == args.warmup:
@@ -77,7 +82,7 @@ def separate(args: argparse.Namespace, n: int) -> float:
 
 def fused(args: argparse.Namespace, n: int) -> float:
     """Seconds of `args.steps` steps of the `n` runs as one fused group."""
-    members = [build_member(*_task(args, seed)) for seed in range(n)]
+    members = [_trainer(*_task(args, seed)) for seed in range(n)]
     group = FusedGroup(members, fused_forward(members[0].model))
     group.run(args.warmup)
     t0 = _clock(args.device)

@@ -39,6 +39,7 @@ from legw_repro.config.validate import (
     known_keys,
     unknown_key_error,
 )
+from legw_repro.run.status import first_line, one_line
 
 
 def message(e: BaseException) -> str:
@@ -46,7 +47,7 @@ def message(e: BaseException) -> str:
     e.g. a list of missing files with their URLs), which a single line would bury."""
     if getattr(e, "keep_lines", False):
         return "\n".join(line.rstrip() for line in str(e).strip().splitlines() if line.strip())
-    return " ".join(str(e).split())
+    return one_line(e)
 
 
 def fail(e: BaseException, code: int) -> NoReturn:
@@ -144,10 +145,8 @@ def syntax_error(arg: str, e: Exception) -> ConfigError:
             f"{arg}: Hydra reads non-ASCII characters in a value only inside quotes; quote the "
             f"value, as one shell word: {quoted}"
         )
-    lines = str(e).strip().splitlines()
-    why = lines[0] if lines else type(e).__name__
     return ConfigError(
-        f"{arg} is not a valid override ({why}); fix its brackets, commas or quotes, or quote "
+        f"{arg} is not a valid override ({first_line(e)}); fix its brackets, commas or quotes, or quote "
         f"the value if it is text: {quoted} (https://hydra.cc/docs/advanced/override_grammar/basic/)"
     )
 

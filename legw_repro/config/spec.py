@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.config.keys import default
 from legw_repro.config.validate import ConfigError, check_config, check_recipe
+from legw_repro.run.status import one_line
 from legw_repro.schedule import ScheduleSpec
 
 
@@ -188,7 +189,7 @@ def _checked_schedule(cfg: DictConfig, opt: OptimizerSpec) -> ScheduleSpec:
         raise ConfigError(
             f"invalid LR schedule (policy={cfg.policy.name}, batch_size={cfg.batch_size}, "
             f"epochs={cfg.epochs}; recipe in task.schedule / task.{opt.name}): "
-            f"{' '.join(str(e).split())}"
+            f"{one_line(e)}"
         ) from None
     return schedule
 

@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from legw_repro.config.config_dir import CONFIGS
 from legw_repro.config.fingerprint import flatten
 from legw_repro.config.keys import rules_for, show
-from legw_repro.run.status import Refused
+from legw_repro.run.status import Refused, one_line
 
 #: groups whose options are chosen by name on the command line (`task=ptb`)
 GROUPS = ("task", "policy", "scale", "task_scale", "experiment")
@@ -35,10 +35,6 @@ GROUPS = ("task", "policy", "scale", "task_scale", "experiment")
 
 class ConfigError(Refused):
     """A bad config value. The message names the key, the value, and the fix, on one line."""
-
-
-def one_line(text: str) -> str:
-    return " ".join(str(text).split())
 
 
 def resolved(cfg: DictConfig) -> dict[str, Any]:
@@ -142,7 +138,7 @@ def task_class(cfg: DictConfig) -> type:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError, ValueError) as e:
         raise ConfigError(
-            f"task.cls={path!r} cannot be imported ({one_line(str(e))}); it must name a Task "
+            f"task.cls={path!r} cannot be imported ({one_line(e)}); it must name a Task "
             "class (a subclass of legw_repro.tasks.base.Task), as configs/task/*.yaml do"
         ) from None
 

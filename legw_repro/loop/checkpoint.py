@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from legw_repro.run.status import Refused
+from legw_repro.run.status import Refused, first_line
 
 log = logging.getLogger("legw_repro.loop.checkpoint")
 
@@ -72,11 +72,6 @@ def candidates(directory: Path) -> list[Path]:
     return [p for p in (Path(directory) / LAST, Path(directory) / PREV) if p.is_file()]
 
 
-def _why(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[0] if text else ''}".rstrip(": ")
-
-
 def load(directory: Path, restore: Callable[[dict[str, Any]], None]) -> Path | None:
     """Restore from the newest checkpoint that loads; the path used, or None when there is none.
     A file that fails is named in a warning and the next one is tried; when all fail,
@@ -88,8 +83,9 @@ def load(directory: Path, restore: Callable[[dict[str, Any]], None]) -> Path | N
         except CheckpointMismatch:
             raise
         except Exception as e:  # noqa: BLE001 - any unreadable or incomplete file: try the next
-            failures.append(f"{path} cannot be loaded ({_why(e)})")
-            log.warning("checkpoint %s cannot be loaded (%s); trying an older one", path, _why(e))
+            why = first_line(e, typed=True)
+            failures.append(f"{path} cannot be loaded ({why})")
+            log.warning("checkpoint %s cannot be loaded (%s); trying an older one", path, why)
             continue
         if failures:
             log.warning("resuming from %s: %s", path, "; ".join(failures))

@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from legw_repro.run.status import first_line
+
 
 def unsupported(
     task: str, fixed_shapes: bool, device: str, world_size: int, accum_steps: int
@@ -153,8 +155,8 @@ class GraphedStep:
         except RuntimeError as err:
             self.graph = None
             opt.zero_grad(set_to_none=True)
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise CaptureFailed(f"cuda_graphs: the step could not be captured ({first})") from err
+            why = first_line(err)
+            raise CaptureFailed(f"cuda_graphs: the step could not be captured ({why})") from err
         finally:
             for g, (lr, capturable) in zip(groups, floats, strict=True):
                 g["lr"] = lr

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from legw_repro.config.spec import resolve_device
+from legw_repro.run.status import one_line
 
 #: the process-group backend for a device type
 BACKENDS: dict[str, str] = {"cuda": "nccl", "cpu": "gloo"}
@@ -109,7 +110,7 @@ def _await_rank0(info: DistInfo, timeout_s: float) -> None:
 def start_message(e: BaseException, info: DistInfo, timeout_s: float) -> str:
     """One line for a process group that did not form (a rank never started, a port taken):
     torch raised it after the timeout as a traceback, and no record said why the run ended."""
-    text = " ".join(str(e).split())
+    text = one_line(e)
     who, where = f"rank {info.rank}/{info.world_size}", _rendezvous()
     if "timed out" in text.lower() or "timeout" in text.lower():
         joined = re.search(r"(\d+)/(\d+) clients joined", text)
@@ -127,7 +128,7 @@ def start_message(e: BaseException, info: DistInfo, timeout_s: float) -> str:
 
 def fault_message(e: BaseException, info: DistInfo, timeout_s: float) -> str | None:
     """One line for an exception raised by a collective (a timeout, a peer gone), else None."""
-    text = " ".join(str(e).split())
+    text = one_line(e)
     comm = isinstance(e, getattr(dist, "DistError", ())) or any(
         s in text.lower()
         for s in ("timed out", "timeout", "connection closed", "connection reset", "broken pipe")

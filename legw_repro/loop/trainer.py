@@ -21,7 +21,6 @@ import logging
 import math
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +39,7 @@ from legw_repro.loop.losslog import LossLog, sync_every
 from legw_repro.loop.nonfinite import NonFinite
 from legw_repro.loop.optim import build_optimizer
 from legw_repro.loop.rng import rng_state, seed_everything, set_rng_state
+from legw_repro.loop.state import LoopState, Stop, compact, to_device
 from legw_repro.schedule import LEGWScheduler, schedule_summary
 
 if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
@@ -49,42 +49,9 @@ if TYPE_CHECKING:  # the loop knows a record and a task by their methods only
 log = logging.getLogger(__name__)
 
 
-def _to(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to(o, device) for o in obj)
-    return obj
-
-
 #: seconds between heartbeats (summary.json "heartbeat_at") while steps run; checkpoints and
 #: evaluations also beat
 HEARTBEAT_S = 60.0
-
-
-@dataclass(frozen=True)
-class Stop:
-    """Why the loop ended early: status "diverged" or "preempted", and the reason."""
-
-    status: str
-    reason: str
-
-
-@dataclass
-class LoopState:
-    """Everything besides model/optimizer/scheduler that a resumed run needs."""
-
-    step: int = 0
-    initial_loss: float | None = None
-    best_metric: float | None = None
-    last_eval: dict[str, float] = field(default_factory=dict)
-    wall_time: float = 0.0  # training seconds accumulated over all attempts
-    #: seconds of training steps, for the throughput: each window of steps is timed from its
-    #: first step's start to the loss read that ends it (the read waits for the device, so on a
-    #: GPU this is the device's time too, not only the host's launches); evaluations and
-    #: checkpoints fall between windows and are left out
-    train_time: float = 0.0
-    recent: list[float] = field(default_factory=list)
 
 
 class Trainer:
@@ -155,14 +122,14 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Collective: every rank contributes its carry and RNG; rank 0 writes one file."""
         per_rank = distributed.all_gather_object(
-            {"carry": _to(self.carry, torch.device("cpu")), "rng": rng_state()},
+            {"carry": to_device(self.carry, torch.device("cpu")), "rng": rng_state()},
             self.dist.world_size,
         )
         if not self.dist.is_main or not self.record.enabled:
             return
         self.record.flush()  # rows up to this step reach the disk before the checkpoint does
         state = {
-            "model": self.model.state_dict(),
+            "model": compact(self.model.state_dict()),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "loop": self.state.__dict__,
@@ -198,7 +165,7 @@ class Trainer:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.state = LoopState(**ckpt["loop"])
         mine = ckpt["per_rank"][self.dist.rank]
-        self.carry = _to(mine["carry"], self.device)
+        self.carry = to_device(mine["carry"], self.device)
         set_rng_state(mine["rng"])
         return True
 
@@ -287,10 +254,26 @@ class Trainer:
                 torch.set_flush_denormal(False)
 
     def _fit(self, resume: bool) -> dict[str, Any]:
-        spe = self.spe
-        resumed = resume and self.resumed_from is not None
+        bar = self.begin(resume)
+        st, spe = self.state, self.spe
+        stop: Stop | None = None
+        while st.step < self.total_steps and stop is None:
+            if st.step % spe == 0 or self.carry is None:
+                self.carry = self.task.init_carry(self.model)
+            for micro in self.task.train_batches(st.step // spe, st.step % spe):
+                stop = self._step(micro, bar)
+                if stop is not None or st.step >= self.total_steps:
+                    break
+        return self.end(stop, bar)
+
+    def begin(self, resume: bool, now: float | None = None) -> tqdm:
+        """Before this attempt's first step: the metrics file (on a resume, rows after the
+        checkpoint dropped), the progress bar, the clocks. `now`: the checkpoint clock's start
+        (a fused group gives its members one, so they checkpoint at the same steps)."""
         st = self.state
-        self.record.open_metrics(truncate_after_step=st.step if resumed else None)
+        self.record.open_metrics(
+            truncate_after_step=st.step if resume and self.resumed_from is not None else None
+        )
         bar = tqdm(
             total=self.total_steps,
             initial=st.step,
@@ -300,19 +283,15 @@ class Trainer:
             mininterval=2.0,
             dynamic_ncols=True,
         )
-        self._last_ckpt = time.monotonic()
+        self._last_ckpt = time.monotonic() if now is None else now
         self._t_start = time.monotonic() - st.wall_time
-        stop: Stop | None = None
         self.model.train()
-        while st.step < self.total_steps and stop is None:
-            if st.step % spe == 0 or self.carry is None:
-                self.carry = self.task.init_carry(self.model)
-            for micro in self.task.train_batches(st.step // spe, st.step % spe):
-                stop = self._step(micro, bar)
-                if stop is not None or st.step >= self.total_steps:
-                    break
+        return bar
+
+    def end(self, stop: Stop | None, bar: tqdm) -> dict[str, Any]:
+        """After the last step (or a stop): the final metrics and the task's outputs."""
         bar.close()
-        st.wall_time = time.monotonic() - self._t_start
+        self.state.wall_time = time.monotonic() - self._t_start
         status, reason = ("completed", None) if stop is None else (stop.status, stop.reason)
         final = self.final_metrics(status)
         outputs: dict[str, Any] = {}
@@ -322,14 +301,21 @@ class Trainer:
         return {"status": status, "reason": reason, "final": final, **outputs}
 
     def _step(self, micro: list[Any], bar: tqdm) -> Stop | None:
-        """One optimizer step and what follows it (row, eval, checkpoint); a Stop when the run
-        diverged or was preempted, else None. The loss stays on the device until the next read
-        (`_read`); a step that is not a read step never waits for the device."""
-        st, loop = self.state, self.spec.loop
+        """One optimizer step and what follows it (`after_step`)."""
         if self._window_t0 is None:
             self._window_t0 = time.monotonic()
         lr = self.optimizer.param_groups[0]["lr"]  # the rate this step trains with
-        self.losses.push(self.train_step(micro))
+        return self.after_step(lr, self.train_step(micro), bar)
+
+    def after_step(
+        self, lr: float, loss: torch.Tensor, bar: tqdm, now: float | None = None
+    ) -> Stop | None:
+        """What follows a step trained at `lr` with `loss` (row, eval, checkpoint); a Stop when
+        the run diverged or was preempted, else None. The loss stays on the device until the
+        next read (`_read`); a step that is not a read step never waits for the device. `now`:
+        the checkpoint clock's reading (one for every member of a fused group)."""
+        st, loop = self.state, self.spec.loop
+        self.losses.push(loss)
         st.step += 1
         st.wall_time = time.monotonic() - self._t_start
         self._rows.append(self._train_row(lr, None))
@@ -346,10 +332,10 @@ class Trainer:
                 self.model.train()
                 self._beat(force=True)
             # a collective: every rank reads at the same steps, so they all agree here
-            due, stop = self._checkpoint_due(done)
+            due, stop = self._checkpoint_due(done, time.monotonic() if now is None else now)
         if due or stop:
             self.save_checkpoint()
-            self._last_ckpt = time.monotonic()
+            self._last_ckpt = time.monotonic() if now is None else now
         self._beat()
         if stop and not done:
             return Stop("preempted", self._preempted_reason())
@@ -427,7 +413,7 @@ class Trainer:
             "time": round(self.state.wall_time, 3),
         }
 
-    def _checkpoint_due(self, done: bool) -> tuple[bool, bool]:
+    def _checkpoint_due(self, done: bool, now: float) -> tuple[bool, bool]:
         """(checkpoint due, stop requested). A checkpoint is due at every epoch end, at the end,
         and every N steps or minutes; a stop when a preemption signal arrived. One collective:
         all ranks must agree, so a rank whose clock says "due" (or that got the signal) makes
@@ -438,7 +424,7 @@ class Trainer:
             done
             or st.step % self.spe == 0
             or bool(every_steps and st.step % every_steps == 0)
-            or 0 < loop.checkpoint_every_min * 60 < time.monotonic() - self._last_ckpt
+            or 0 < loop.checkpoint_every_min * 60 < now - self._last_ckpt
         )
         stop = bool(getattr(self.preemption, "requested", False))
         flags = distributed.any_rank_flags((due, stop), self.dist)

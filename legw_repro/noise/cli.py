@@ -37,6 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from legw_repro.loop.distributed import DistInfo
 from legw_repro.noise import estimator as noise
 from legw_repro.run.records import CONFIG, METRICS, read_rows
+from legw_repro.run.status import one_line
 
 NOISE_FIELDS = (
     "epoch", "step", "b_simple", "ci_low", "ci_high", "se", "g2", "trace_sigma",
@@ -457,7 +458,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         print(run(parse_args(argv)), end="")
     except (NoiseError, ValueError) as e:
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     leave_group()
     return 0

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +30,13 @@ from legw_repro.run import rundir
 from legw_repro.run.preemption import PreemptionGuard
 from legw_repro.run.records import CONFIG, RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
-from legw_repro.run.status import FINISHED, Refused
+from legw_repro.run.status import FINISHED, Refused, one_line
 
 log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
-def _writer(run_dir: Path, is_main: bool) -> Iterator[None]:
+def writer(run_dir: Path, is_main: bool) -> Iterator[None]:
     """Rank 0 holds the run directory's lock for the whole run; the other ranks write nothing."""
     if not is_main:
         yield
@@ -56,51 +56,69 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     values = config_values(cfg)
     # the signals are caught from here on, before the data is loaded (run/preemption.py)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    with _writer(run_dir, is_main), PreemptionGuard() as guard:
-        previous = read_summary(run_dir)
-        decision = rundir.decide(
-            run_dir,
-            (previous or {}).get("status"),
-            rundir.holds_record(run_dir),
-            rundir.config_difference(run_dir, previous, values)
-            if previous or (run_dir / CONFIG).is_file()
-            else [],
-            resume=bool(cfg.resume),
-            overwrite=bool(cfg.overwrite),
-        )
+    with writer(run_dir, is_main), PreemptionGuard() as guard:
+        decision, previous = decide(cfg, run_dir, values)
         if decision.action == "skip":
-            log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])
-            return previous
-        if decision.discard and is_main:
-            log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
-        # a resumed run that cannot start keeps what its record said, but not whence it resumed
-        kept = {k: v for k, v in (previous or {}).items() if k != "resumed_from"}
-        kept = kept if decision.action == "resume" else {}
-        base = _base_fields(spec, digest(values), kept.get("started_at"))
+            return previous  # type: ignore[return-value]
+        kept = (previous or {}) if decision.action == "resume" else {}
+        started = kept.get("started_at")
         try:
             dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
         except DistributedFault as e:  # the other ranks never joined: recorded, then one line
             if is_main:
-                record = RunRecord(run_dir, cfg)
-                record.write_config()
-                _finish(record, {**kept, **base}, "failed", str(e), kept.get("final") or {})
+                _unjoined(cfg, spec, run_dir, kept, attempt(digest(values), started), str(e))
             raise
         try:
-            return _train(cfg, spec, dist, run_dir, base, decision.action, guard)
+            return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action, guard)
         finally:
             distributed.teardown()
 
 
-def _base_fields(spec: RunSpec, fingerprint: str, started_at: str | None) -> dict[str, Any]:
-    """The summary fields known before the process group and the task exist: a run whose
-    other ranks never joined is recorded with these."""
+def decide(
+    cfg: DictConfig, run_dir: Path, values: dict[str, Any]
+) -> tuple[rundir.Decision, dict[str, Any] | None]:
+    """What this attempt does with `run_dir` (start, resume, skip; a refusal raises), and the
+    summary it holds; an overwrite's discarded files are gone when this returns."""
+    previous = read_summary(run_dir)
+    decision = rundir.decide(
+        run_dir,
+        (previous or {}).get("status"),
+        rundir.holds_record(run_dir),
+        rundir.config_difference(run_dir, previous, values)
+        if previous or (run_dir / CONFIG).is_file()
+        else [],
+        resume=bool(cfg.resume),
+        overwrite=bool(cfg.overwrite),
+    )
+    if decision.action == "skip":
+        log.info("%s already %s; skipping (resume=true)", run_dir, previous["status"])  # type: ignore[index]
+    if decision.discard and int(os.environ.get("RANK", "0")) == 0:
+        log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
+    return decision, previous
+
+
+def attempt(fingerprint: str, started_at: str | None) -> dict[str, Any]:
+    """The summary fields of this attempt: what it trains (fingerprint), where and since when."""
     return {
-        **record_fields(spec),
         "fingerprint": fingerprint,
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "started_at": started_at or now_iso(),
     }
+
+
+def _unjoined(
+    cfg: DictConfig, spec: RunSpec, run_dir: Path, kept: dict, this: dict, reason: str
+) -> None:
+    """Rank 0's record of a run whose other ranks never joined: config.yaml and a "failed"
+    summary of what is known before the task is built. A resumed run keeps what its record
+    said (`kept`: steps done, final metrics), but not whence it last resumed: this attempt
+    resumed nothing."""
+    record = RunRecord(run_dir, cfg)
+    record.write_config()
+    fields = record_fields(spec)
+    fields |= {k: v for k, v in kept.items() if k not in fields and k != "resumed_from"} | this
+    finish(record, fields, "failed", reason, kept.get("final") or {})
 
 
 @contextlib.contextmanager
@@ -112,7 +130,7 @@ def _as_config_errors() -> Iterator[None]:
     except Refused:
         raise
     except ValueError as e:
-        raise ConfigError(" ".join(str(e).split())) from None
+        raise ConfigError(one_line(e)) from None
 
 
 def _train(
@@ -120,13 +138,38 @@ def _train(
     spec: RunSpec,
     dist: DistInfo,
     run_dir: Path,
-    base: dict[str, Any],
+    started_at: str | None,
+    fingerprint: str,
     action: str,
     guard: PreemptionGuard,
 ) -> dict[str, Any]:
+    trainer = build(cfg, spec, dist, run_dir, fingerprint, action)
+    base = open_record(cfg, trainer, started_at)
+    trainer.preemption = guard
+    summary = _fit(trainer, trainer.record, base, dist, float(cfg.dist_timeout_s))
+    if summary["status"] == "preempted":
+        raise guard.preempted(trainer.state.step, str(run_dir))
+    conclude(cfg, summary, trainer.record, dist)
+    return summary
+
+
+def build(
+    cfg: DictConfig,
+    spec: RunSpec,
+    dist: DistInfo,
+    run_dir: Path,
+    fingerprint: str,
+    action: str,
+    *,
+    fused: bool = False,
+    overrides: Sequence[str] | None = None,
+) -> Any:
+    """The run's task and Trainer, restored on a resume; its record is not touched yet (a
+    refusal here leaves it as it was). `fused`: a member of a fused group (run/group.py),
+    which trains eagerly; `overrides`: its own, for .hydra/overrides.yaml."""
     from legw_repro.loop.trainer import Trainer
 
-    record = RunRecord(run_dir, cfg, enabled=dist.is_main)
+    record = RunRecord(run_dir, cfg, enabled=dist.is_main, overrides=overrides)
     with _as_config_errors():
         task = task_class(cfg)(cfg, dist)
         task.check_data()
@@ -137,18 +180,27 @@ def _train(
             dist,
             record,
             progress=bool(cfg.progress),
-            cuda_graphs=cfg.get("cuda_graphs", False),
-            fingerprint=base["fingerprint"],
+            cuda_graphs=False if fused else cfg.get("cuda_graphs", False),
+            fingerprint=fingerprint,
         )
+    if fused and cfg.get("cuda_graphs", False) is not False:
+        trainer.graphs_off = "a member of a fused group: the group's stacked step runs eagerly"
     if action == "resume":
-        trainer.restore()  # before the record is touched: a refusal leaves it as it was
+        trainer.restore()
+    return trainer
+
+
+def open_record(cfg: DictConfig, trainer: Any, started_at: str | None) -> dict[str, Any]:
+    """The record of a built run opened: config written, first heartbeat, W&B; the summary
+    fields every later summary repeats."""
+    spec, task, dist, record = trainer.spec, trainer.task, trainer.dist, trainer.record
     base = {
-        **record_fields(spec),  # the keys in their usual order
+        **record_fields(spec),
         "metric": task.metric,
         "higher_is_better": task.higher_is_better,
         "model": OmegaConf.to_container(cfg.task.model, resolve=True),
         "device": str(dist.device),
-        **base,
+        **attempt(trainer.fingerprint, started_at),
     }
     if trainer.resumed_from:
         base["resumed_from"] = {"checkpoint": trainer.resumed_from, "step": trainer.state.step}
@@ -161,7 +213,7 @@ def _train(
     record.start_wandb({k: base[k] for k in tags} | {"k": trainer.summary_fields()["k"]})
     log.info(
         "run dir %s | %s %s batch %d | device %s | world %d | %d steps/epoch, %d steps%s",
-        run_dir,
+        record.run_dir,
         spec.task,
         spec.policy,
         spec.batch_size,
@@ -171,17 +223,17 @@ def _train(
         trainer.total_steps,
         f" | resumed at step {trainer.state.step}" if trainer.resumed_from else "",
     )
-    trainer.preemption = guard
-    summary = _fit(trainer, record, base, dist, float(cfg.dist_timeout_s))
-    if summary["status"] == "preempted":
-        raise guard.preempted(trainer.state.step, str(run_dir))
+    return base
+
+
+def conclude(cfg: DictConfig, summary: dict[str, Any], record: RunRecord, dist: DistInfo) -> None:
+    """After a finished run's summary: the checkpoints it keeps (checkpoint_keep), a log line."""
     if dist.is_main and summary["status"] in FINISHED:
         gone = checkpoint.prune(record.checkpoint_path.parent, str(cfg.checkpoint_keep))
         if gone:
-            log.info("%s: checkpoint_keep=%s removed %s", run_dir, cfg.checkpoint_keep, gone)
+            log.info("%s: checkpoint_keep=%s removed %s", record.run_dir, cfg.checkpoint_keep, gone)
     if dist.is_main:
-        log.info("%s: %s %s", run_dir, summary["status"], summary["final"])
-    return summary
+        log.info("%s: %s %s", record.run_dir, summary["status"], summary["final"])
 
 
 def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s: float) -> dict:
@@ -197,7 +249,7 @@ def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s:
         reason = fault or (str(full) if full else f"{type(e).__name__}: {e}")
         final = trainer.final_metrics("failed")
         try:
-            _finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
+            finish(record, {**base, **trainer.summary_fields()}, "failed", reason, final)
         except DiskFull:
             if full is None:
                 raise
@@ -207,10 +259,10 @@ def _fit(trainer: Any, record: RunRecord, base: dict, dist: DistInfo, timeout_s:
         if full is not None and full is not e:
             raise full from e
         raise
-    return _finish(record, {**base, **trainer.summary_fields()}, **result)
+    return finish(record, {**base, **trainer.summary_fields()}, **result)
 
 
-def _finish(
+def finish(
     record: RunRecord, fields: dict[str, Any], status: str, reason: str | None, final: dict, **extra
 ) -> dict[str, Any]:
     """The final summary.json (status, reason, final metrics, a task's extra fields)."""

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,31 +118,58 @@ def slurm_job_state(job_id: str | None) -> str | None:
     )
 
 
+def requeued_by_slurm(job_id: str | None) -> bool:
+    """Whether SLURM is requeueing this job itself (`scontrol requeue`, a requeue-mode
+    preemption): its restart count has already gone past the one this attempt started with."""
+    if not job_id:
+        return False
+    try:
+        res = subprocess.run(
+            ["scontrol", "-o", "show", "job", job_id], capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    found = re.search(r"\bRestarts=(\d+)", res.stdout) if res.returncode == 0 else None
+    return found is not None and int(found[1]) > int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+
+
+def _leave_for_the_requeue(signum: int, frame: Any) -> None:
+    """End the job the way submitit ends one it requeued: SystemExit, no result written, so the
+    sweep's watcher waits for the requeued job instead of reading this attempt's stop."""
+    sys.exit(-1)
+
+
 def requeue_on_sigterm(previous: Any) -> Handler | None:
     """submitit's requeue for a SIGTERM it would only log ("Bypassing signal SIGTERM").
 
     Why: SLURM preempts with SIGTERM by default (SIGUSR1 only with preempt_send_user_signal),
     and a bypassed SIGTERM let the job end COMPLETED, never requeued, the sweep gone with 75.
     A SIGTERM while the job is still RUNNING is a preemption's grace time (or `scancel
-    --signal=TERM`): requeue, as submitit does for its own signal. A job being cancelled
-    (`scancel`: COMPLETING), or one whose state cannot be read, is not requeued: cancel means
-    stop."""
+    --signal=TERM`): requeue, as submitit does for its own signal. A job SLURM is requeueing
+    itself (`scontrol requeue`: COMPLETING with its restart count raised) leaves without a
+    result, as submitit's own requeue does, so that the sweep waits for it. A job being
+    cancelled (`scancel`: COMPLETING), or one whose state cannot be read, is not requeued:
+    cancel means stop."""
     owner = getattr(previous, "__self__", None)
     requeue = getattr(owner, "checkpoint_and_try_requeue", None)
     if getattr(previous, "__name__", "") != "bypass" or not callable(requeue):
         return None
-    state = slurm_job_state(os.environ.get("SLURM_JOB_ID"))
-    if state != "RUNNING":
-        log.info("SIGTERM with the job %s: not requeued", (state or "state unknown").lower())
-        return None
-    return requeue
+    job = os.environ.get("SLURM_JOB_ID")
+    state = slurm_job_state(job)
+    if state == "RUNNING":
+        log.info("SIGTERM in a running SLURM job: requeueing it (submitit), as for its signal")
+        return requeue
+    if requeued_by_slurm(job):
+        log.info("SIGTERM: SLURM is requeueing this job itself; leaving it to the requeued job")
+        return _leave_for_the_requeue
+    log.info("SIGTERM with the job %s: not requeued", (state or "state unknown").lower())
+    return None
 
 
 def hand_over(exc: Preempted, *, multirun: bool) -> NoReturn:
     """After the record is written: the earlier handler (for a SIGTERM under submitit, its
     requeue), else raise (multirun), else exit 75."""
     if exc.signum == signal.SIGTERM and (requeue := requeue_on_sigterm(exc.previous)):
-        log.info("SIGTERM in a running SLURM job: requeueing it (submitit), as for its signal")
         requeue(exc.signum, None)
     elif callable(exc.previous):
         log.info("calling the handler installed before ours for %s", signal.Signals(exc.signum))

@@ -14,15 +14,16 @@ import math
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from omegaconf import DictConfig, OmegaConf
 
 from legw_repro.loop.diskfull import writing
 from legw_repro.run.filemode import chmod_like_new_file
-from legw_repro.run.status import Refused
+from legw_repro.run.status import Refused, first_line
 
 #: 2: summary.json holds the run spec ("spec") and the flat "clip" and "model"; a train row
 #: holds "epoch_start" (where its step began) beside "epoch" (where it ended)
@@ -80,14 +81,36 @@ def json_row(row: dict[str, Any]) -> str:
     return json.dumps(finite_or_null(row), allow_nan=False)
 
 
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
+@overload
+def read_summary(run_dir: Path, *, strict: Literal[True]) -> dict[str, Any]: ...
+
+
+@overload
+def read_summary(run_dir: Path, *, strict: bool = False) -> dict[str, Any] | None: ...
+
+
+def read_summary(run_dir: Path, *, strict: bool = False) -> dict[str, Any] | None:
+    """The run's summary.json as a dict. Lenient (a run starting, a sweep asking which runs are
+    over): None when there is none or it is cut short, as for a run never started. `strict`
+    (the analysis): one that cannot be read, or that is not a run record (`{}`, a file cut
+    short), is a RecordError naming it: skipped, the report said "Runs: 3 (3 completed)" and
+    showed the point as if it had never been run."""
     p = Path(run_dir) / SUMMARY
-    if not p.is_file():
-        return None
+    if not strict:
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except json.JSONDecodeError:
+            return None
+    fix = "restore it (git checkout, a backup), or remove that run directory and train it again"
     try:
-        return json.loads(p.read_text())
-    except json.JSONDecodeError:
-        return None
+        summary = json.loads(p.read_text())
+    except (json.JSONDecodeError, OSError, UnicodeDecodeError) as e:
+        raise RecordError(f"{p} cannot be read ({first_line(e)}): {fix}") from None
+    if not isinstance(summary, dict) or "status" not in summary:
+        raise RecordError(f"{p} is not a run record (no status): {fix}")
+    return summary
 
 
 def resolve_wandb_mode(mode: str) -> str:
@@ -101,9 +124,19 @@ def resolve_wandb_mode(mode: str) -> str:
 
 
 class RunRecord:
-    def __init__(self, run_dir: Path, cfg: DictConfig, *, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        run_dir: Path,
+        cfg: DictConfig,
+        *,
+        enabled: bool = True,
+        overrides: Sequence[str] | None = None,
+    ) -> None:
+        """`overrides`: the run's own command-line overrides for .hydra/overrides.yaml (a fused
+        group's member: not its job's); None: Hydra's."""
         self.run_dir = Path(run_dir)
         self.cfg = cfg
+        self.overrides = overrides
         self.enabled = enabled
         self._metrics = None
         self._wandb = None
@@ -134,7 +167,8 @@ class RunRecord:
         out.mkdir(exist_ok=True)
         atomic_write_text(out / "config.yaml", OmegaConf.to_yaml(self.cfg))
         atomic_write_text(out / "hydra.yaml", OmegaConf.to_yaml(hydra_cfg))
-        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(hydra_cfg.hydra.overrides.task))
+        overrides = hydra_cfg.hydra.overrides.task if self.overrides is None else self.overrides
+        atomic_write_text(out / "overrides.yaml", OmegaConf.to_yaml(list(overrides)))
 
     def check_metrics(self, step: int) -> None:
         """Before resuming at `step`: metrics.jsonl must hold a training row for every step up to

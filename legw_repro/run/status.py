@@ -1,4 +1,5 @@
-"""A run's status values and the exit statuses a launcher acts on: the one copy of each.
+"""A run's status values, the exit statuses a launcher acts on, and the one-line form of a
+refusal's message (`one_line`, `first_line`): the one copy of each.
 
 Standard library only, so that the Hydra sweeper plugin (scanned by every Hydra program) and the
 scripts can import it without torch.
@@ -28,3 +29,20 @@ class Refused(ValueError):
     declares its own subclass (ConfigError, RecordError, CheckpointError, DataError) and the
     command line ends every one the same way (one line naming the fix, EXIT_REFUSED) without
     the layers importing each other's errors."""
+
+
+def one_line(text: object) -> str:
+    """`text` (an exception, a message) with every run of whitespace, newlines included, made
+    one space: a refusal is one line, and a message laid out on lines keeps all its words."""
+    return " ".join(str(text).split())
+
+
+def first_line(e: BaseException, *, typed: bool = False) -> str:
+    """The first line of `e`'s message, or its type name when it has none: the gist of a
+    library's error (a traceback, a JSON decoder's position) inside one line of ours. With
+    `typed`, the type name leads ("RuntimeError: ..."), for errors that say little alone."""
+    lines = str(e).strip().splitlines()
+    text = lines[0] if lines else ""
+    if typed:
+        return f"{type(e).__name__}: {text}".rstrip(": ")
+    return text or type(e).__name__

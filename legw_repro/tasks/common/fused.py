@@ -49,6 +49,12 @@ class FusedMNIST:
         _, h, _ = stacked_lstm(seq, zeros, zeros, lstm_layers(stacks, "lstm", self.layers))
         return _member_means(_linear(stacks, "head", h[:, -1]), y), None
 
+    def member_carry(self, carry: Any, i: int) -> list[Any]:
+        return [None]  # MNISTTask.init_carry: no state between steps
+
+    def stack_carry(self, carries: list[list[Any] | None]) -> Any:
+        return None
+
 
 class FusedPTB:
     """LSTMLanguageModel (untied, no dropout) and PTBTask.loss, for N members; the carry is the
@@ -73,6 +79,15 @@ class FusedPTB:
         out, h, c = stacked_lstm(emb, carry[0], carry[1], lstm_layers(stacks, "lstm", self.layers))
         logits = _linear(stacks, "decoder", out.reshape(n, t * b, self.hidden))
         return _member_means(logits, y), (h.detach(), c.detach())
+
+    def member_carry(self, carry: Any, i: int) -> list[Any] | None:
+        """PTBTask.init_carry's form: one (h, c) pair [L, B, H] per micro-batch (one here)."""
+        return None if carry is None else [(carry[0][i], carry[1][i])]
+
+    def stack_carry(self, carries: list[list[Any] | None]) -> Any:
+        if any(c is None for c in carries):
+            return None  # a fresh group: zeros at the first step
+        return tuple(torch.stack([c[0][j] for c in carries]) for j in range(2))
 
 
 def fused_forward(model: nn.Module) -> FusedMNIST | FusedPTB:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from legw_repro.run.filemode import chmod_like_new_file
+from legw_repro.run.status import one_line
 from legw_repro.tasks.common.download import DataError, FileSpec, ensure_files, resolve_data_dir
 from legw_repro.tasks.gnmt.keys import KEYS
 
@@ -271,7 +272,7 @@ def _open_model(path: Path, settings: SubwordSettings) -> tuple[object | None, s
     try:
         proc = spm.SentencePieceProcessor(model_file=str(path))
     except (RuntimeError, OSError) as e:
-        return None, " ".join(str(e).split()) or type(e).__name__
+        return None, one_line(e) or type(e).__name__
     if proc.get_piece_size() != settings.vocab_size or proc.pad_id() != PAD_ID:
         return None, f"{proc.get_piece_size()} pieces, pad id {proc.pad_id()}: not {settings}"
     return proc, ""
