@@ -7,7 +7,7 @@ write the run record. The same command runs under `torchrun --nproc_per_node=N` 
 stays the *global* batch) and as a Hydra multirun sweep (`-m`). In a sweep a failed run is
 recorded as failed and the sweep moves on; a single run exits non-zero.
 
-Exit status: 0 completed, diverged or skipped; 1 failed (an exception, or a stalled or dead
+Exit status: 0 completed, diverged or skipped; 1 failed (an exception, or a stalled, dead or absent
 DDP rank); 2 refused before training (a bad value, a run directory holding another
 configuration or a finished result, no loadable checkpoint); 73 another process writes the
 run directory (a sweep: after its other runs, naming each run it could not finish); 74 a write found the disk full (free space, then resume=true); 75 preempted,

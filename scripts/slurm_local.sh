@@ -4,9 +4,9 @@
 # CPUs, no accounting, no cgroups (works in a container). Needs root and the packages:
 #   apt-get install -y slurm-wlm munge          (Debian 12: SLURM 22.05)
 # Then: scripts/slurm_local.sh start | stop | status; scripts/slurm_check.sh runs the checks.
-# No accounting (slurmdbd): submitit then cannot see a job that left the queue without a
-# result (one cancelled while pending) and its sweep keeps waiting; clusters with sacct end it
-# with one line and exit 75.
+# No accounting (slurmdbd): sacct fails, so the LEGW sweeper reads job states from squeue
+# (legw_repro/sweep/slurm_watch.py); a job that left the queue without a result ends the sweep
+# with one line and exit 75, as on clusters with sacct.
 set -euo pipefail
 
 conf=/etc/slurm/slurm.conf

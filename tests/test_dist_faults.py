@@ -83,3 +83,45 @@ def test_a_stalled_rank_ends_the_job_within_the_timeout(tmp_path, shared_data_di
     assert "Traceback" not in err
     s = summary(tmp_path)
     assert s["status"] == "failed" and "another rank stalled or died" in s["reason"]
+
+
+def _lone_rank(rank: int, run_dir, data_dir) -> subprocess.Popen:
+    """One rank of a 2-rank env:// launch (srun, a torchrun per node) whose peer never starts."""
+    env = {
+        **os.environ,
+        "WANDB_MODE": "disabled",
+        "OMP_NUM_THREADS": "1",
+        "RANK": str(rank),
+        "LOCAL_RANK": str(rank),
+        "WORLD_SIZE": "2",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+    }
+    env.pop("HYDRA_FULL_ERROR", None)
+    args = [*SMALL, f"data_dir={data_dir}", "dist_timeout_s=2", f"hydra.run.dir={run_dir}"]
+    cmd = [sys.executable, "-m", "legw_repro.train", *args]
+    return subprocess.Popen(cmd, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_a_peer_that_never_starts_ends_the_run_with_one_line(tmp_path, shared_data_dir):
+    """Rank 0 alone: one line naming the wait and the fix, exit 1, a "failed" record with that
+    reason (torch raised a traceback after the wait and left no record). Rank 1 alone: the same
+    line naming rank 0, within the timeout (torch's client retried up to ~3x as long, printing
+    C++ stack traces), and no record: only rank 0 writes one."""
+    procs = {rank: _lone_rank(rank, tmp_path / f"r{rank}", shared_data_dir) for rank in (0, 1)}
+    errs = {rank: p.communicate(timeout=120)[1] for rank, p in procs.items()}
+    for rank, err in errs.items():
+        assert procs[rank].returncode == 1, err[-3000:]
+        assert "Traceback" not in err, err[-3000:]
+        assert len(err.strip().splitlines()) == 1, err[-3000:]
+    last0 = errs[0].strip().splitlines()[-1]
+    assert last0.startswith("error: rank 0/2: the other ranks did not join within")
+    assert "dist_timeout_s=2s" in last0 and "1 of 2 joined" in last0
+    s = summary(tmp_path / "r0")
+    assert s["status"] == "failed" and s["reason"] == last0.removeprefix("error: ")
+    assert s["world_size"] == 2 and s["fingerprint"] and s["finished_at"]
+    assert (tmp_path / "r0" / "config.yaml").is_file()
+    last1 = errs[1].strip().splitlines()[-1]
+    assert last1.startswith("error: rank 1/2: rank 0 did not answer at 127.0.0.1:")
+    assert "dist_timeout_s=2s" in last1
+    assert not {"summary.json", "config.yaml"} & {p.name for p in (tmp_path / "r1").iterdir()}

@@ -14,7 +14,10 @@ command line), plus what a batch-size sweep needs on any launcher:
   own record as if it had trained alone;
 * a run whose directory another live process holds (a requeued job still running it) is not
   done: the sweep launches the others, then ends with status 73 naming each such run, so that
-  no caller reads success for a run nobody finished here.
+  no caller reads success for a run nobody finished here;
+* on SLURM, a job's state comes from squeue where sacct has none (no accounting): a job that
+  left the queue without a result ends the sweep (75) instead of a wait without end
+  (legw_repro/sweep/slurm_watch.py).
 
 Hydra only loads plugins from the `hydra_plugins` package, so this class lives here; the
 planning is legw_repro's (sweep.py pure, grid.py composing, sweep_io.py files).
@@ -131,6 +134,10 @@ class LegwSweeper(BasicSweeper):
         returns: list[Any] = []
         size = self.max_batch_size or len(batch_overrides) or 1
         locked: list[str] = []
+        if getattr(self.launcher, "_EXECUTOR", "") == "slurm":
+            from legw_repro.sweep.slurm_watch import install
+
+            install()  # a job that vanished on a cluster without sacct ends the wait
         with _preemption_stops_the_sweep():
             for start in range(0, len(batch_overrides), size):
                 chunk = batch_overrides[start : start + size]

@@ -302,8 +302,11 @@ COMMON: dict[str, Rule] = {
     "dist_timeout_s": number(
         1.0,
         86400.0,
-        meaning="DDP: seconds a collective waits for a stalled rank before the job ends",
-        hint="seconds a DDP collective may wait for a rank",
+        meaning=(
+            "DDP: seconds the start waits for every rank to join, and a collective for a "
+            "stalled rank, before the job ends"
+        ),
+        hint="seconds DDP waits for a rank (to join, or in a collective)",
         fingerprint=False,
     ),
     "wandb.mode": choice(

@@ -10,6 +10,9 @@ the DistInfo and puts its tensor there itself.
 from __future__ import annotations
 
 import os
+import re
+import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -65,8 +68,62 @@ def setup(device_pref: str = "auto", timeout_s: float = DEFAULT_TIMEOUT_S) -> Di
         torch.cuda.set_device(device)
     info = DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
     if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group(backend=info.backend, timeout=timedelta(seconds=timeout_s))
+        _await_rank0(info, timeout_s)
+        try:  # rank 0's TCPStore waits at most the timeout for the other ranks to connect
+            dist.init_process_group(backend=info.backend, timeout=timedelta(seconds=timeout_s))
+        except dist.DistError as e:
+            raise DistributedFault(start_message(e, info, timeout_s)) from e
     return info
+
+
+def _rendezvous() -> str:
+    return f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')}"
+
+
+def _await_rank0(info: DistInfo, timeout_s: float) -> None:
+    """Another rank waits, at most `timeout_s`, until rank 0's rendezvous store listens. Why:
+    torch's own client retries with a random back-off, so with rank 0 absent it waited up to ~3x
+    dist_timeout_s, printing each failed try as a C++ stack trace. A probe connection that is
+    closed at once is harmless to the store (torchrun's agent store listens already)."""
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT", "")
+    if info.is_main or not addr or not port.isdigit():
+        return  # rank 0 hosts the store; a missing address is torch's to name
+    deadline = time.monotonic() + timeout_s
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            with socket.create_connection((addr, int(port)), timeout=min(1.0, left)):
+                return
+        except socket.gaierror as e:
+            raise DistributedFault(
+                f"rank {info.rank}/{info.world_size}: MASTER_ADDR={addr} does not resolve "
+                f"({e.strerror}): set it to rank 0's host"
+            ) from None
+        except OSError:
+            time.sleep(min(0.2, max(left, 0.0)))
+    raise DistributedFault(
+        f"rank {info.rank}/{info.world_size}: rank 0 did not answer at {_rendezvous()} within "
+        f"dist_timeout_s={timeout_s:g}s: start rank 0 there (MASTER_ADDR, MASTER_PORT), or raise "
+        "dist_timeout_s"
+    )
+
+
+def start_message(e: BaseException, info: DistInfo, timeout_s: float) -> str:
+    """One line for a process group that did not form (a rank never started, a port taken):
+    torch raised it after the timeout as a traceback, and no record said why the run ended."""
+    text = one_line(e)
+    who, where = f"rank {info.rank}/{info.world_size}", _rendezvous()
+    if "timed out" in text.lower() or "timeout" in text.lower():
+        joined = re.search(r"(\d+)/(\d+) clients joined", text)
+        seen = f"; {joined[1]} of {joined[2]} joined" if joined else ""
+        return (
+            f"{who}: the other ranks did not join within dist_timeout_s={timeout_s:g}s ({where}"
+            f"{seen}): start every rank with the same MASTER_ADDR, MASTER_PORT and WORLD_SIZE, "
+            "or raise dist_timeout_s"
+        )
+    return (
+        f"{who}: the process group did not start at {where} ({text[:300]}): check MASTER_ADDR "
+        "and MASTER_PORT (a free port on rank 0's host)"
+    )
 
 
 def fault_message(e: BaseException, info: DistInfo, timeout_s: float) -> str | None:

@@ -55,12 +55,19 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     values = config_values(cfg)
     # the signals are caught from here on, before the data is loaded (run/preemption.py)
-    with writer(run_dir, int(os.environ.get("RANK", "0")) == 0), PreemptionGuard() as guard:
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    with writer(run_dir, is_main), PreemptionGuard() as guard:
         decision, previous = decide(cfg, run_dir, values)
         if decision.action == "skip":
             return previous  # type: ignore[return-value]
-        started = (previous or {}).get("started_at") if decision.action == "resume" else None
-        dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
+        kept = (previous or {}) if decision.action == "resume" else {}
+        started = kept.get("started_at")
+        try:
+            dist = distributed.setup(spec.device, float(cfg.dist_timeout_s))
+        except DistributedFault as e:  # the other ranks never joined: recorded, then one line
+            if is_main:
+                _unjoined(cfg, spec, run_dir, kept, attempt(digest(values), started), str(e))
+            raise
         try:
             return _train(cfg, spec, dist, run_dir, started, digest(values), decision.action, guard)
         finally:
@@ -88,6 +95,30 @@ def decide(
     if decision.discard and int(os.environ.get("RANK", "0")) == 0:
         log.warning("overwrite=true: discarded %s", rundir.discard(run_dir))
     return decision, previous
+
+
+def attempt(fingerprint: str, started_at: str | None) -> dict[str, Any]:
+    """The summary fields of this attempt: what it trains (fingerprint), where and since when."""
+    return {
+        "fingerprint": fingerprint,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_at": started_at or now_iso(),
+    }
+
+
+def _unjoined(
+    cfg: DictConfig, spec: RunSpec, run_dir: Path, kept: dict, this: dict, reason: str
+) -> None:
+    """Rank 0's record of a run whose other ranks never joined: config.yaml and a "failed"
+    summary of what is known before the task is built. A resumed run keeps what its record
+    said (`kept`: steps done, final metrics), but not whence it last resumed: this attempt
+    resumed nothing."""
+    record = RunRecord(run_dir, cfg)
+    record.write_config()
+    fields = record_fields(spec)
+    fields |= {k: v for k, v in kept.items() if k not in fields and k != "resumed_from"} | this
+    finish(record, fields, "failed", reason, kept.get("final") or {})
 
 
 @contextlib.contextmanager
@@ -169,10 +200,7 @@ def open_record(cfg: DictConfig, trainer: Any, started_at: str | None) -> dict[s
         "higher_is_better": task.higher_is_better,
         "model": OmegaConf.to_container(cfg.task.model, resolve=True),
         "device": str(dist.device),
-        "fingerprint": trainer.fingerprint,
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "started_at": started_at or now_iso(),
+        **attempt(trainer.fingerprint, started_at),
     }
     if trainer.resumed_from:
         base["resumed_from"] = {"checkpoint": trainer.resumed_from, "step": trainer.state.step}
