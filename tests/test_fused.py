@@ -73,7 +73,7 @@ def _member(spec, task) -> Trainer:
 
 def _group(base, data_dir, grid, *extra) -> FusedGroup:
     members = [_member(*_setup(base, data_dir, p, s, *extra)) for p, s in grid]
-    return FusedGroup(members, fused_forward(members[0].model))
+    return FusedGroup(members, fused_forward(members[0].model), stacked=True)  # the GPU's path
 
 
 def _assert_equal_to_solo(group, base, data_dir, grid, steps, *extra):
@@ -131,7 +131,7 @@ def test_a_diverging_member_stops_alone(shared_data_dir):
     blowup = ("task.sgd.base_lr=9e5", "task.sgd.clip=0")
     members = [_member(*_setup(MNIST, shared_data_dir, p, s)) for p, s in GRID[:2]]
     members.append(_member(*_setup(MNIST, shared_data_dir, "linear", 0, *blowup)))
-    group = FusedGroup(members, fused_forward(members[0].model))
+    group = FusedGroup(members, fused_forward(members[0].model), stacked=True)
     group.run(24)  # the divergence rule looks at 20 steps
     why, bad = group.stopped[2], group.losses[2]
     assert why and "at step" in why and len(bad) < 24

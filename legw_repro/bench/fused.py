@@ -8,6 +8,7 @@ falls on both sides alike); building the models and loading the data are left ou
 is drained before each clock read, so the time is the device's too.
 
     python -m legw_repro.bench.fused --members 1,4,8            # PTB batch 20, cpu scale
+    python -m legw_repro.bench.fused --members 1,4,8 --mode stacked   # the GPU's path, on a CPU
     python -m legw_repro.bench.fused --members 1,4,8,16 --device cuda --scale paper
 """
 
@@ -83,7 +84,8 @@ def separate(args: argparse.Namespace, n: int) -> float:
 def fused(args: argparse.Namespace, n: int) -> float:
     """Seconds of `args.steps` steps of the `n` runs as one fused group."""
     members = [_trainer(*_task(args, seed)) for seed in range(n)]
-    group = FusedGroup(members, fused_forward(members[0].model))
+    stacked = {"auto": None, "stacked": True, "stepwise": False}[args.mode]
+    group = FusedGroup(members, fused_forward(members[0].model), stacked)
     group.run(args.warmup)
     t0 = _clock(args.device)
     group.run(args.steps)  # reads each step's losses, as the solo loop on a CPU does
@@ -97,6 +99,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--scale", default="cpu")
     p.add_argument("--policy", default="sqrt_legw")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--mode",
+        choices=("auto", "stacked", "stepwise"),
+        default="auto",
+        help="the group's step: one stacked model, or each member's solo step (auto: stacked "
+        "on a GPU, stepwise on a CPU)",
+    )
     p.add_argument("--steps", type=int, default=20, help="timed steps per run")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     p.add_argument(
@@ -104,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = p.parse_args(argv)
     items = args.batch_size * _task(args, 0)[1].bptt * args.steps
-    print(f"PTB batch {args.batch_size}, scale {args.scale}, {args.device}, {args.steps} steps/run")
+    print(
+        f"PTB batch {args.batch_size}, scale {args.scale}, {args.device}, {args.steps} steps/run, "
+        f"fused mode {args.mode}"
+    )
     print(f"{'N':>3} {'separate tok/s':>15} {'fused tok/s':>12} {'fused/separate':>15}")
     for n in (int(s) for s in args.members.split(",")):
         # alternated, so a shared machine's load falls on both sides alike

@@ -51,8 +51,9 @@ class _Todo:
     fingerprint: str
 
 
-def run_group(members: list[GroupMember]) -> list[dict[str, Any]]:
+def run_group(members: list[GroupMember], stacked: bool | None = None) -> list[dict[str, Any]]:
     """Train `members` as one fused group; their summaries (a finished one's as it stood).
+    `stacked`: FusedGroup's (default: stacked on a GPU, member by member on a CPU).
     Raises NotFusable (before any record is touched), Preempted (every member checkpointed),
     RunLocked (after the others, naming the members another process holds)."""
     if int(os.environ.get("WORLD_SIZE", "1")) != 1:
@@ -77,13 +78,13 @@ def run_group(members: list[GroupMember]) -> list[dict[str, Any]]:
             started = (previous or {}).get("started_at") if decision.action == "resume" else None
             todo.append(_Todo(m, decision.action, started, digest(values)))
         if todo:
-            summaries += _train(todo, guard)
+            summaries += _train(todo, guard, stacked)
     if locked:
         raise RunLocked("; ".join(locked))
     return summaries
 
 
-def _train(todo: list[_Todo], guard: PreemptionGuard) -> list[dict[str, Any]]:
+def _train(todo: list[_Todo], guard: PreemptionGuard, stacked: bool | None) -> list[dict[str, Any]]:
     from legw_repro.loop.fused import FusedGroup
     from legw_repro.tasks.common.fused import fused_forward
 
@@ -102,9 +103,13 @@ def _train(todo: list[_Todo], guard: PreemptionGuard) -> list[dict[str, Any]]:
         )
         for t in todo
     ]
-    group = FusedGroup(trainers, fused_forward(trainers[0].model))  # NotFusable: one line
+    group = FusedGroup(trainers, fused_forward(trainers[0].model), stacked)  # NotFusable: 1 line
     root = Path(os.path.commonpath([str(t.member.run_dir) for t in todo]))
-    fused = {"members": len(todo), "runs": [str(t.member.run_dir.relative_to(root)) for t in todo]}
+    fused = {
+        "members": len(todo),
+        "runs": [str(t.member.run_dir.relative_to(root)) for t in todo],
+        "stacked": group.stacked,
+    }
     bases = [
         {**open_record(t.member.cfg, tr, t.started_at), "fused": fused}
         for t, tr in zip(todo, trainers, strict=True)
