@@ -20,6 +20,9 @@
 #                                                  # group against the same runs time-sliced
 #                                                  # (~5 min); then the grid fused by batch size
 #                                                  # (PTB_SEEDS, default 0,1,2; FUSE, default 16)
+#   scripts/gpu_session.sh signals                 # 6 PTB paper runs side by side, CUDA graphs,
+#                                                  # SIGTERM then SIGKILL 10 s later: all
+#                                                  # preempted within 10 s? (~3 min)
 #   scripts/gpu_session.sh checks gnmt-base        # GNMT's base recipe (gnmt_paper/base512, batch
 #                                                  # 128, Adam) on seeds 2-5, 4 side by side (~5
 #                                                  # min, estimated); GNMT_BASE_SWEEP: other runs
@@ -227,6 +230,19 @@ do_stage() {
         stage fused 330 "$PY" "${b[@]}" --tasks ptb --batches 20 --concurrent 1,4,8,16 \
           --sharing time-slice,fused --window-s 6 --overrides cuda_graphs=true
       fi ;;
+    signals)
+      # issue 28 #4: N runs side by side (CUDA graphs), SIGTERM to the sweep process only and
+      # SIGKILL 10 s later, as `timeout` did on an H200: is every run preempted within 10 s?
+      mkdir -p "$WORK/bench"
+      if [ "$SMOKE" = 1 ]; then
+        stage signals 200 "$PY" -m legw_repro.bench.signals --runs 2 --grace-s 10 \
+          --out "$WORK/bench/signals.json" +experiment=ptb_smoke batch_size=20 seed=0,1 \
+          policy=sqrt_legw "device=$DEV"
+      else
+        stage signals 300 "$PY" -m legw_repro.bench.signals --runs 6 --after-steps 20 \
+          --grace-s 10 --out "$WORK/bench/signals.json" +experiment=ptb_paper \
+          batch_size=20,40,80,160,320,1280 policy=sqrt_legw seed=0 device=cuda cuda_graphs=true
+      fi ;;
     fused-grid)
       # the PTB grid with its runs fused by batch size (hydra.sweeper.fuse), resumable: its wall
       # time against the roofline's ~7 minutes for three seeds (issue 29)
@@ -282,7 +298,7 @@ do_stage() {
       stage gnmt-grid 570 "$PY" scripts/reproduce.py --task gnmt --scale "$SCALE" --grids "$grid" \
         --restore --jobs "${GRID_JOBS:-8}" --runs-dir "$WORK/runs" --out "$WORK/gnmt-grid"
       bleu_table | tee -a "$LOG" ;;
-    *) say "unknown stage $1 (prepare, checks, tests, bench, sweep-rate, fused, fused-grid, grid, ptb-adam-tune, gnmt-base, gnmt-grid)"; return 2 ;;
+    *) say "unknown stage $1 (prepare, checks, tests, bench, sweep-rate, fused, fused-grid, signals, grid, ptb-adam-tune, gnmt-base, gnmt-grid)"; return 2 ;;
   esac
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import tarfile
@@ -88,3 +89,15 @@ def test_fused_stage_measures_a_fused_group_beside_separate_runs(tmp_path, share
         rows = list(csv.DictReader(io.TextIOWrapper(tar.extractfile(name))))
     got = {(r["sharing"], r["concurrent"]) for r in rows if float(r["items_per_s"]) > 0}
     assert got == {(s, n) for s in ("time-slice", "fused") for n in ("1", "2")}
+
+
+@pytest.mark.slow
+def test_signals_stage_preempts_runs_side_by_side_within_the_bound(tmp_path, shared_data_dir):
+    res = _run(tmp_path, "signals", LEGW_DATA_DIR=str(shared_data_dir))
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert "=== signals: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    assert "2 runs side by side: signal to checkpoint at most" in log
+    with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
+        name = next(n for n in tar.getnames() if n.endswith("signals.json"))
+        got = json.load(tar.extractfile(name))
+    assert got["ok"] and [r["status"] for r in got["rows"]] == ["preempted"] * 2
