@@ -19,7 +19,7 @@ RESTORE ?=
 LAUNCHER ?=
 ARGS    ?=
 
-.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings check-results plan-ptb plan-mnist plan-gnmt bench config-docs clean-runs
+.PHONY: help venv lock test test-fast lint format reproduce-ptb reproduce-mnist reproduce-gnmt analyze-ptb analyze-mnist analyze-gnmt findings check-results plan-ptb plan-mnist plan-gnmt bench bench-sweep config-docs clean-runs
 
 help:
 	@echo "make help            this list (make with no target shows it too)"
@@ -49,6 +49,7 @@ help:
 	@echo "                     (ARGS=--write refreshes the committed ones; about 1 min)"
 	@echo "make bench           trainer vs a bare loop per task and batch: items/s, step time, memory,"
 	@echo "                     FLOP/s (results/bench/<device>-<task>.csv; ARGS='--tasks ptb --device cuda')"
+	@echo "make bench-sweep     the sweep's rate: 1, 2, 4 PTB runs at once, separate and fused (items/s, %peak)"
 	@echo "make config-docs     docs/config.md again from the key declarations and configs/ (ARGS=--check: is it current?)"
 	@echo "make lock            regenerate requirements.lock from pyproject.toml (pip-compile)"
 	@echo "make noise-mnist     gradient noise scale B_simple by epoch of the base run (results/mnist/noise)"
@@ -154,6 +155,12 @@ noise-ptb noise-mnist noise-gnmt: noise-%: $(STAMP)
 # the trainer against a bare PyTorch loop, alternated in blocks (scripts/bench.py --help)
 bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+# the sweep's rate: N PTB batch-20 runs at once, as separate processes and as one fused group,
+# in items/s of the whole sweep and % of the matmul roofline (results/bench/<device>-ptb-concurrent.csv);
+# on a GPU: ARGS="--device cuda --concurrent 1,4,8,16 --sharing time-slice,mps,fused"
+bench-sweep: $(STAMP)
+	$(BIN)/python scripts/bench.py --tasks ptb --batches 20 --concurrent 1,2,4 --sharing time-slice,fused $(ARGS)
 
 # the config reference: every key's declaration (legw_repro/config/keys.py, tasks/<task>/keys.py)
 # and its defaults as the configs compose, per task x scale

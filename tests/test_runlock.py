@@ -57,11 +57,11 @@ def test_a_trainer_into_a_locked_run_dir_is_refused_before_writing(tmp_path, sha
 
 
 def test_the_run_logs_the_takeover_of_a_stale_lock(tmp_path, caplog):
-    from legw_repro.run.lifecycle import _writer
+    from legw_repro.run.lifecycle import writer
 
     dead = _dead_pid()
     (tmp_path / "run.lock").write_text(f'{{"pid": {dead}, "host": "h", "since": "t"}}')
-    with caplog.at_level(logging.WARNING, logger="legw_repro.train"), _writer(tmp_path, True):
+    with caplog.at_level(logging.WARNING, logger="legw_repro.train"), writer(tmp_path, True):
         pass
     assert any(f"stale lock from pid {dead} on host h" in r.getMessage() for r in caplog.records)
 
