@@ -170,3 +170,30 @@ def test_a_fused_sweep_records_what_separate_runs_record(shared_data_dir, tmp_pa
         *grid, "hydra.sweeper.fuse=8", env={**env, "LEGW_RUNS_DIR": str(tmp_path / "f")}
     )
     assert again.returncode == 0 and "0 to train" in again.stderr + again.stdout
+
+
+def test_stepwise_members_in_threads_equal_their_solo_runs(shared_data_dir, tmp_path, monkeypatch):
+    # on a CPU whose intra-op threads leave cores idle, a stepwise group steps its members side
+    # by side in threads (as separate processes would use the cores): still each member's own
+    # solo step, bit for bit
+    from legw_repro.loop import fused
+
+    monkeypatch.setattr(fused, "_cores", lambda: 3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        members = _members(MNIST, shared_data_dir, tmp_path / "fused")
+        used = []
+        real = fused.ThreadPoolExecutor
+        monkeypatch.setattr(
+            fused, "ThreadPoolExecutor", lambda n, **kw: used.append(n) or real(n, **kw)
+        )
+        run_group(members, stacked=False)
+        assert used == [3]
+        for m in members:
+            solo_dir = tmp_path / "solo" / m.run_dir.relative_to(tmp_path / "fused")
+            run(m.cfg, solo_dir)
+            assert torch.equal(_losses(m.run_dir), _losses(solo_dir))
+            assert summary(m.run_dir)["final"] == summary(solo_dir)["final"]
+    finally:
+        torch.set_num_threads(threads)

@@ -14,8 +14,10 @@ checkpoint, divergence), so its record is the one its solo run writes. A member 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
@@ -88,6 +90,14 @@ def _check(members: list[Trainer]) -> None:
         )
 
 
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class _Flag:
     """The members' view of the preemption signal: read once per group step, so that every
     member stops (and checkpoints) at the same step even when the signal lands mid-step."""
@@ -115,6 +125,7 @@ class FusedGroup:
         self.members = members
         self.forward = forward
         self.stacked = members[0].device.type == "cuda" if stacked is None else stacked
+        self._pool: ThreadPoolExecutor | None = None  # stepwise members side by side
         self.spe = members[0].spe
         self.step_count = members[0].state.step
         #: per member: the losses `run` read, and why it stopped (None while it trains)
@@ -163,17 +174,27 @@ class FusedGroup:
         return losses.detach()
 
     def _stepwise(self, batches: list[Any]) -> Tensor:
-        """Each running member's own solo step (Trainer.eager_step), one after another."""
-        losses = []
+        """Each running member's own solo step (Trainer.eager_step): one after another, or side
+        by side in threads where the intra-op threads leave cores idle (each member's ops are
+        its own; torch releases the GIL in them), as separate processes would use them."""
         for i, m in enumerate(self.members):
-            if self.stopped[i] is not None:
-                losses.append(torch.full((), math.nan, device=m.device))
-                continue
-            if m.carry is None:  # the epoch's start
+            if self.stopped[i] is None and m.carry is None:  # the epoch's start
                 m.carry = m.task.init_carry(m.model)
-            losses.append(m.eager_step([batches[i]]).detach())
+        running = self.running
+
+        def step(i: int) -> Tensor:
+            return self.members[i].eager_step([batches[i]]).detach()
+
+        workers = min(len(running), max(1, _cores() // torch.get_num_threads()))
+        if workers > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="fused-member")
+            stepped = dict(zip(running, self._pool.map(step, running), strict=True))
+        else:
+            stepped = {i: step(i) for i in running}
+        nan = torch.full((), math.nan, device=self.members[0].device)
         self.step_count += 1
-        return torch.stack(losses)
+        return torch.stack([stepped.get(i, nan) for i in range(len(self.members))])
 
     def _steps(self) -> Any:
         """Every step left, as (its batches), the carry reset at each epoch's start."""
