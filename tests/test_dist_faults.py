@@ -43,19 +43,7 @@ def test_a_stalled_rank_ends_the_job_within_the_timeout(tmp_path, shared_data_di
     ]
     procs = []
     for rank in (0, 1):
-        env = {
-            **os.environ,
-            "WANDB_MODE": "disabled",
-            "OMP_NUM_THREADS": "1",
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "WORLD_SIZE": "2",
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "FAULT_STEP": "3",
-            "FAULT_ACTION": "SIGSTOP",
-            "FAULT_RANK": "1",
-        }
+        env = _rank_env(rank, port, FAULT_STEP="3", FAULT_ACTION="SIGSTOP", FAULT_RANK="1")
         cmd = [sys.executable, "-c", FAULT_WRAPPER, *args]
         procs.append(
             subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -85,9 +73,9 @@ def test_a_stalled_rank_ends_the_job_within_the_timeout(tmp_path, shared_data_di
     assert s["status"] == "failed" and "another rank stalled or died" in s["reason"]
 
 
-def _lone_rank(rank: int, run_dir, data_dir) -> subprocess.Popen:
-    """One rank of a 2-rank env:// launch (srun, a torchrun per node) whose peer never starts."""
-    env = {
+def _rank_env(rank: int, port: int, **extra: str) -> dict[str, str]:
+    """The environment of rank `rank` of a 2-rank env:// launch on this host."""
+    return {
         **os.environ,
         "WANDB_MODE": "disabled",
         "OMP_NUM_THREADS": "1",
@@ -95,8 +83,14 @@ def _lone_rank(rank: int, run_dir, data_dir) -> subprocess.Popen:
         "LOCAL_RANK": str(rank),
         "WORLD_SIZE": "2",
         "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": str(_free_port()),
+        "MASTER_PORT": str(port),
+        **extra,
     }
+
+
+def _lone_rank(rank: int, run_dir, data_dir) -> subprocess.Popen:
+    """One rank of a 2-rank env:// launch (srun, a torchrun per node) whose peer never starts."""
+    env = _rank_env(rank, _free_port())
     env.pop("HYDRA_FULL_ERROR", None)
     args = [*SMALL, f"data_dir={data_dir}", "dist_timeout_s=2", f"hydra.run.dir={run_dir}"]
     cmd = [sys.executable, "-m", "legw_repro.train", *args]

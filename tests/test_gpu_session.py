@@ -25,6 +25,14 @@ def _run(tmp_path, *stages: str, timeout: int = 600, **env: str) -> subprocess.C
     )
 
 
+def _ok_stage(tmp_path, stage: str, data_dir) -> str:
+    """Run one stage at smoke scale on the CPU; its session log, the stage having exited 0."""
+    res = _run(tmp_path, stage, LEGW_DATA_DIR=str(data_dir))
+    log = (tmp_path / "out" / "session.log").read_text()
+    assert f"=== {stage}: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    return log
+
+
 def test_script_is_valid_shell_and_refuses_unknown_stages(tmp_path):
     assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
     res = _run(tmp_path, "nonsense")
@@ -39,9 +47,7 @@ def test_a_stage_without_time_left_is_skipped(tmp_path):
 
 @pytest.mark.slow
 def test_checks_stage_runs_on_a_cpu_at_smoke_scale(tmp_path, shared_data_dir):
-    res = _run(tmp_path, "checks", LEGW_DATA_DIR=str(shared_data_dir))
-    log = (tmp_path / "out" / "session.log").read_text()
-    assert "=== checks: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    _ok_stage(tmp_path, "checks", shared_data_dir)
     with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
         names = tar.getnames()
     assert any(n.endswith("check-run/summary.json") for n in names)
@@ -81,9 +87,7 @@ def test_sweep_rate_stage_measures_runs_side_by_side_and_skips_mps_on_a_cpu(
 
 @pytest.mark.slow
 def test_fused_stage_measures_a_fused_group_beside_separate_runs(tmp_path, shared_data_dir):
-    res = _run(tmp_path, "fused", LEGW_DATA_DIR=str(shared_data_dir))
-    log = (tmp_path / "out" / "session.log").read_text()
-    assert "=== fused: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    _ok_stage(tmp_path, "fused", shared_data_dir)
     with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
         name = next(n for n in tar.getnames() if n.endswith("cpu-ptb-concurrent.csv"))
         rows = list(csv.DictReader(io.TextIOWrapper(tar.extractfile(name))))
@@ -93,9 +97,7 @@ def test_fused_stage_measures_a_fused_group_beside_separate_runs(tmp_path, share
 
 @pytest.mark.slow
 def test_signals_stage_preempts_runs_side_by_side_within_the_bound(tmp_path, shared_data_dir):
-    res = _run(tmp_path, "signals", LEGW_DATA_DIR=str(shared_data_dir))
-    log = (tmp_path / "out" / "session.log").read_text()
-    assert "=== signals: exit 0" in log, res.stdout[-3000:] + res.stderr[-2000:]
+    log = _ok_stage(tmp_path, "signals", shared_data_dir)
     assert "2 runs side by side: signal to checkpoint at most" in log
     with tarfile.open(tmp_path / "out" / "results.tgz") as tar:
         name = next(n for n in tar.getnames() if n.endswith("signals.json"))
