@@ -153,3 +153,27 @@ def test_bench_prints_separate_and_fused_rates(shared_data_dir, monkeypatch, cap
     rows = capsys.readouterr().out.strip().splitlines()[-2:]
     assert [r.split()[0] for r in rows] == ["1", "2"]
     assert all(float(x) > 0 for r in rows for x in r.split()[1:])
+
+
+def test_the_output_layer_batched_equals_member_by_member():
+    # a GPU computes all members' logits in one batched matmul, a CPU member by member: the
+    # same losses and gradients (the GPU's branch, run here on the CPU)
+    from legw_repro.tasks.common.fused import _head_means
+
+    torch.manual_seed(0)
+    n, m, h, v = 3, 7, 5, 11
+    x = torch.randn(n, m, h)
+    y = torch.randint(0, v, (n, m))
+    out = {}
+    for batched in (True, False):
+        stacks = {
+            "dec.weight": torch.randn(n, v, h, generator=torch.Generator().manual_seed(1)),
+            "dec.bias": torch.randn(n, v, generator=torch.Generator().manual_seed(2)),
+        }
+        for t in stacks.values():
+            t.requires_grad_()
+        losses = _head_means(stacks, "dec", x, y, batched)
+        losses.sum().backward()
+        out[batched] = (losses.detach(), *(t.grad for t in stacks.values()))
+    for a, b in zip(out[True], out[False], strict=True):
+        assert torch.allclose(a, b, atol=1e-6)

@@ -25,12 +25,14 @@ def _linear(stacks: dict[str, Tensor], prefix: str, x: Tensor) -> Tensor:
     return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
 
-def _head_means(stacks: dict[str, Tensor], prefix: str, x: Tensor, y: Tensor) -> Tensor:
+def _head_means(
+    stacks: dict[str, Tensor], prefix: str, x: Tensor, y: Tensor, batched: bool | None = None
+) -> Tensor:
     """The output layer and the cross-entropy, a mean per member: `x` [N, M, in], `y` [N, M]
     -> [N]. On a GPU one batched matmul and one loss for all members (fewer launches); on a CPU
     member by member, each as large as its solo run's, so that a member's logits are no larger
     than its solo run's (all N at once ran the memory-bound softmax ~3.5x slower per item)."""
-    if x.is_cuda:
+    if x.is_cuda if batched is None else batched:
         return _member_means(_linear(stacks, prefix, x), y)
     weights = stacks[f"{prefix}.weight"].unbind(0)  # unbind: one stacked gradient, not N zeros
     biases = stacks[f"{prefix}.bias"].unbind(0)
