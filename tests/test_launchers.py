@@ -242,7 +242,8 @@ def test_sigterm_to_a_joblib_sweep_preempts_every_run_in_flight(tmp_path, shared
     for bit."""
     one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", "progress=false"]
     one += [f"data_dir={shared_data_dir}", "checkpoint_every_min=0"]
-    sweep = ["-m", *one, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    # three runs on two workers: the third is queued when the signal comes, and must not begin
+    sweep = ["-m", *one, "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
     cmd = [sys.executable, "-m", "legw_repro.train", *sweep]
     runs = tmp_path / "j"
     out = subprocess.PIPE
@@ -263,12 +264,41 @@ def test_sigterm_to_a_joblib_sweep_preempts_every_run_in_flight(tmp_path, shared
     for seed in (0, 1):
         s = summary(root / f"b20-s{seed}")
         assert s["status"] == "preempted" and 0 < s["steps_done"] < 98, s
+    assert not (root / "b20-s2" / "summary.json").exists()  # not begun: nothing written
+    assert "Traceback" not in err, err[-3000:]
     assert time.monotonic() - t0 < 30  # the whole sweep down, pool included
     res = _train(runs, *sweep)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert all(summary(root / f"b20-s{k}")["status"] == "completed" for k in range(3))
     ref = tmp_path / "ref"
     res = _train(ref, "-m", *one, "seed=0")
     assert res.returncode == 0, res.stderr[-3000:]
     a = checkpoint_params(root / "b20-s0")
     b = checkpoint_params(ref / "ptb" / "smoke" / "sqrt_legw" / "b20-s0")
     assert all((a[k] - b[k]).abs().max().item() == 0.0 for k in a)
+
+
+def test_sigterm_to_a_joblib_sweep_spares_its_idle_workers(tmp_path, shared_data_dir):
+    """More workers than runs (a sweep's tail, or a fused group): the forwarded signal went to
+    every loky worker, the idle ones had no handler and died of it, and joblib ended the sweep
+    with TerminatedWorkerError, a traceback and exit 1. Only the workers running a run get it."""
+    one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", "progress=false"]
+    one += [f"data_dir={shared_data_dir}", "task.max_train_tokens=1000000"]
+    sweep = ["-m", *one, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3"]
+    cmd = [sys.executable, "-m", "legw_repro.train", *sweep]
+    runs = tmp_path / "j"
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=_env(runs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    while sum("run dir" in x for x in lines) < 2:  # both runs are training
+        line = proc.stdout.readline()
+        assert line, "".join(lines)[-3000:]
+        lines.append(line)
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 75, out[-3000:]
+    assert "TerminatedWorkerError" not in out and "Traceback" not in out, out[-3000:]
+    root = runs / "ptb" / "smoke" / "sqrt_legw"
+    assert [summary(root / f"b20-s{k}")["status"] for k in (0, 1)] == ["preempted"] * 2

@@ -23,9 +23,14 @@ Hydra only loads plugins from the `hydra_plugins` package, so this class lives h
 planning is legw_repro's (sweep.py pure, grid.py composing, sweep_io.py files).
 """
 
+import contextlib
 import logging
+import os
+import shutil
 import signal
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -37,7 +42,7 @@ from hydra.core.utils import JobStatus
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from legw_repro.run.status import EXIT_LOCKED, EXIT_PREEMPTED, first_line
+from legw_repro.run.status import EXIT_LOCKED, EXIT_PREEMPTED, SWEEP_CONTROL_ENV, first_line
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +117,8 @@ class LegwSweeper(BasicSweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         write_aliases(the_plan.aliases)  # those whose shared run finished before this launch
-        returns = self._launch(self._jobs(the_plan.train, sweep_dir))
+        with _control_folder():
+            returns = self._launch(self._jobs(the_plan.train, sweep_dir))
         written = write_aliases(the_plan.aliases)
         if written:
             log.info("recorded the shared k=1 run under %d more policy names", written)
@@ -155,6 +161,26 @@ class LegwSweeper(BasicSweeper):
         if locked:
             _locked(locked)
         return returns
+
+
+@contextlib.contextmanager
+def _control_folder() -> Iterator[None]:
+    """The sweep's control folder (SWEEP_CONTROL_ENV) for its joblib workers, which inherit the
+    variable: runs mark themselves there, a forwarded signal leaves `stop` (sweep/forward.py).
+    One per sweep process, so that loky's reused workers keep pointing at it."""
+    folder = Path(tempfile.gettempdir()) / f"legw-sweep-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    (folder / "stop").unlink(missing_ok=True)  # an earlier sweep of this process
+    before = os.environ.get(SWEEP_CONTROL_ENV)
+    os.environ[SWEEP_CONTROL_ENV] = str(folder)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(SWEEP_CONTROL_ENV, None)
+        else:
+            os.environ[SWEEP_CONTROL_ENV] = before
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _launch_chunk(launcher: Any, chunk: list[list[str]], start: int) -> Any:

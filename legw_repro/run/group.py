@@ -28,7 +28,7 @@ from legw_repro.config.fingerprint import config_values, digest
 from legw_repro.config.spec import build_spec
 from legw_repro.loop import distributed
 from legw_repro.run.lifecycle import build, conclude, decide, finish, open_record, writer
-from legw_repro.run.preemption import PreemptionGuard
+from legw_repro.run.preemption import Preempted, PreemptionGuard
 from legw_repro.run.runlock import RunLocked
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,8 @@ def run_group(members: list[GroupMember], stacked: bool | None = None) -> list[d
     locked: list[str] = []
     todo: list[_Todo] = []
     with contextlib.ExitStack() as held, PreemptionGuard() as guard:
+        if guard.sweep_stopped is not None:  # its sweep was stopped before it began
+            raise Preempted(guard.sweep_stopped, None, ", ".join(str(m.run_dir) for m in members))
         for m in members:
             try:
                 held.enter_context(writer(m.run_dir, True))

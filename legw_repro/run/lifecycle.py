@@ -27,7 +27,7 @@ from legw_repro.loop import checkpoint, distributed
 from legw_repro.loop.diskfull import DiskFull, no_space
 from legw_repro.loop.distributed import DistInfo, DistributedFault
 from legw_repro.run import rundir
-from legw_repro.run.preemption import PreemptionGuard
+from legw_repro.run.preemption import Preempted, PreemptionGuard
 from legw_repro.run.records import CONFIG, RunRecord, now_iso, read_summary
 from legw_repro.run.runlock import RunLock
 from legw_repro.run.status import FINISHED, Refused, one_line
@@ -57,6 +57,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     # the signals are caught from here on, before the data is loaded (run/preemption.py)
     is_main = int(os.environ.get("RANK", "0")) == 0
     with writer(run_dir, is_main), PreemptionGuard() as guard:
+        if guard.sweep_stopped is not None:  # its sweep was stopped before it began
+            raise Preempted(guard.sweep_stopped, None, str(run_dir))
         decision, previous = decide(cfg, run_dir, values)
         if decision.action == "skip":
             return previous  # type: ignore[return-value]

@@ -33,10 +33,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from legw_repro.run.status import EXIT_PREEMPTED
+from legw_repro.run.status import EXIT_PREEMPTED, SWEEP_CONTROL_ENV
 
 log = logging.getLogger("legw_repro.run.preemption")
 
@@ -49,12 +50,15 @@ Handler = Callable[[int, FrameType | None], Any]
 class Preempted(Exception):
     """Raised after a preempted run wrote its checkpoint and summary: resume it."""
 
-    def __init__(self, signum: int, step: int, run_dir: str, previous: Any = None) -> None:
+    def __init__(self, signum: int, step: int | None, run_dir: str, previous: Any = None) -> None:
+        """`step` None: the run had not begun (its sweep was stopped before): nothing written."""
         self.signum, self.step, self.run_dir, self.previous = signum, step, run_dir, previous
         name = signal.Signals(signum).name
         super().__init__(
-            f"{run_dir}: preempted by {name} after step {step}; checkpoint and summary written "
-            "(status 'preempted'); rerun with resume=true to continue"
+            f"{run_dir}: not begun, its sweep was stopped by {name}; relaunch the sweep"
+            if step is None
+            else f"{run_dir}: preempted by {name} after step {step}; checkpoint and summary "
+            "written (status 'preempted'); rerun with resume=true to continue"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -70,6 +74,10 @@ class PreemptionGuard:
     def __init__(self) -> None:
         self.signum: int | None = None
         self.previous: dict[int, Any] = {}
+        #: the signal of a joblib sweep stopped before this run began (its control folder's
+        #: `stop`): the run does not begin (`Preempted` with no step), nothing is written
+        self.sweep_stopped: int | None = None
+        self._mark: Path | None = None
 
     @property
     def requested(self) -> bool:
@@ -87,11 +95,28 @@ class PreemptionGuard:
         if threading.current_thread() is threading.main_thread():
             for s in SIGNALS:
                 self.previous[s] = signal.signal(s, self._handle)
+            self._join_sweep()
         else:
             log.info("not the main thread: SIGTERM/SIGUSR1/SIGINT keep their default action")
         return self
 
+    def _join_sweep(self) -> None:
+        """In a joblib sweep's worker: mark this process as one that takes the sweep's signal
+        (idle workers have no handler and would die of it), then see whether the sweep was
+        stopped already (its `stop` is written before it signals the marked workers)."""
+        control = os.environ.get(SWEEP_CONTROL_ENV)
+        if not control or not Path(control).is_dir():
+            return
+        self._mark = Path(control) / f"run-{os.getpid()}"
+        self._mark.touch()
+        try:
+            self.sweep_stopped = int((Path(control) / "stop").read_text())
+        except (OSError, ValueError):
+            return
+
     def __exit__(self, *exc: object) -> None:
+        if self._mark is not None:
+            self._mark.unlink(missing_ok=True)
         for s, handler in self.previous.items():
             signal.signal(s, handler if handler is not None else signal.SIG_DFL)
 

@@ -22,6 +22,11 @@ EXIT_NO_SPACE = 74
 #: refused before training: a bad input the user can fix (argparse's and Hydra's usage status)
 EXIT_REFUSED = 2
 
+#: the environment variable naming a joblib sweep's control folder: each run in a worker process
+#: marks itself there (`run-<pid>`) while its preemption guard is installed, and the sweep leaves
+#: `stop` (the signal's number) there once it forwarded a preemption (legw_repro/sweep/forward.py)
+SWEEP_CONTROL_ENV = "LEGW_SWEEP_CONTROL"
+
 
 class Refused(ValueError):
     """A bad input the user can fix, found before training: a config value, a run directory

@@ -10,6 +10,9 @@ lost. Forwarded, each run finishes its step, checkpoints, records `preempted` an
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from legw_repro.run.status import SWEEP_CONTROL_ENV
 
 
 def worker_pids() -> list[int]:
@@ -24,9 +27,19 @@ def worker_pids() -> list[int]:
 
 
 def forward(signum: int) -> int:
-    """Send `signum` to every loky worker; returns how many got it."""
+    """Send `signum` to every loky worker that runs a run; returns how many got it. With the
+    sweep's control folder (SWEEP_CONTROL_ENV), `stop` is written there first, so that a run
+    a worker begins afterwards does not begin, and only the workers whose run marked itself
+    get the signal: an idle worker has no handler and would die of it (joblib then ends the
+    sweep with TerminatedWorkerError and a traceback)."""
+    pids = worker_pids()
+    control = os.environ.get(SWEEP_CONTROL_ENV)
+    if control and pids and Path(control).is_dir():
+        (Path(control) / "stop").write_text(str(signum))
+        marked = {p.name.removeprefix("run-") for p in Path(control).glob("run-*")}
+        pids = [pid for pid in pids if str(pid) in marked]
     sent = 0
-    for pid in worker_pids():
+    for pid in pids:
         try:
             os.kill(pid, signum)
             sent += 1
