@@ -236,19 +236,12 @@ def test_a_sweep_never_reports_success_for_a_run_another_process_holds(tmp_path,
     assert not (held / "summary.json").exists()
 
 
-def test_sigterm_to_a_joblib_sweep_preempts_every_run_in_flight(tmp_path, shared_data_dir):
-    """SIGTERM to the sweep process alone reaches the runs in loky's workers (it used to end
-    the sweep at once, its runs left `running`): all checkpoint within a bound, and resume bit
-    for bit."""
-    one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", "progress=false"]
-    one += [f"data_dir={shared_data_dir}", "checkpoint_every_min=0"]
-    # three runs on two workers: the third is queued when the signal comes, and must not begin
-    sweep = ["-m", *one, "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+def _sigterm_once_two_train(runs, sweep: list[str]) -> tuple[int, str, float]:
+    """The sweep launched into `runs`, SIGTERMed (its process alone) a second after two of its
+    runs began training; its exit status, output, and the monotonic time of the signal."""
     cmd = [sys.executable, "-m", "legw_repro.train", *sweep]
-    runs = tmp_path / "j"
-    out = subprocess.PIPE
     proc = subprocess.Popen(
-        cmd, cwd=REPO, env=_env(runs), stdout=out, stderr=subprocess.STDOUT, text=True
+        cmd, cwd=REPO, env=_env(runs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     lines: list[str] = []
     while sum("run dir" in x for x in lines) < 2:  # both runs are training
@@ -258,8 +251,21 @@ def test_sigterm_to_a_joblib_sweep_preempts_every_run_in_flight(tmp_path, shared
     time.sleep(1)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    err = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 75, err[-3000:]
+    out = proc.communicate(timeout=120)[0]
+    return proc.returncode, out, t0
+
+
+def test_sigterm_to_a_joblib_sweep_preempts_every_run_in_flight(tmp_path, shared_data_dir):
+    """SIGTERM to the sweep process alone reaches the runs in loky's workers (it used to end
+    the sweep at once, its runs left `running`): all checkpoint within a bound, and resume bit
+    for bit."""
+    one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", "progress=false"]
+    one += [f"data_dir={shared_data_dir}", "checkpoint_every_min=0"]
+    # three runs on two workers: the third is queued when the signal comes, and must not begin
+    sweep = ["-m", *one, "seed=0,1,2", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    runs = tmp_path / "j"
+    returncode, err, t0 = _sigterm_once_two_train(runs, sweep)
+    assert returncode == 75, err[-3000:]
     root = runs / "ptb" / "smoke" / "sqrt_legw"
     for seed in (0, 1):
         s = summary(root / f"b20-s{seed}")
@@ -285,20 +291,9 @@ def test_sigterm_to_a_joblib_sweep_spares_its_idle_workers(tmp_path, shared_data
     one = ["+experiment=ptb_smoke", "batch_size=20", "policy=sqrt_legw", "progress=false"]
     one += [f"data_dir={shared_data_dir}", "task.max_train_tokens=1000000"]
     sweep = ["-m", *one, "seed=0,1", "hydra/launcher=joblib", "hydra.launcher.n_jobs=3"]
-    cmd = [sys.executable, "-m", "legw_repro.train", *sweep]
     runs = tmp_path / "j"
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, env=_env(runs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    lines: list[str] = []
-    while sum("run dir" in x for x in lines) < 2:  # both runs are training
-        line = proc.stdout.readline()
-        assert line, "".join(lines)[-3000:]
-        lines.append(line)
-    time.sleep(1)
-    proc.send_signal(signal.SIGTERM)
-    out = proc.communicate(timeout=120)[0]
-    assert proc.returncode == 75, out[-3000:]
+    returncode, out, _ = _sigterm_once_two_train(runs, sweep)
+    assert returncode == 75, out[-3000:]
     assert "TerminatedWorkerError" not in out and "Traceback" not in out, out[-3000:]
     root = runs / "ptb" / "smoke" / "sqrt_legw"
     assert [summary(root / f"b20-s{k}")["status"] for k in (0, 1)] == ["preempted"] * 2
